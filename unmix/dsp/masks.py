@@ -1,0 +1,82 @@
+"""Initial source estimates: magnitude x mixture phase, ratio masks, Spleeter's mask extension.
+
+Layout used throughout: spectrograms ``(..., nb_sources, nb_channels, nb_bins, nb_frames)``, mixture STFT
+``(..., nb_channels, nb_bins, nb_frames)`` complex.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+MASK_EXTENSIONS = ("zeros", "average")
+
+
+def phase_estimates(spectrograms: Tensor, mix_stft: Tensor) -> Tensor:
+    """Target magnitudes with the mixture phase.
+
+    Args:
+        spectrograms: magnitudes ``(..., nb_sources, nb_channels, nb_bins, nb_frames)`` (channels may be 1).
+        mix_stft: complex mixture ``(..., nb_channels, nb_bins, nb_frames)``.
+
+    Returns:
+        Complex estimates ``(..., nb_sources, nb_channels, nb_bins, nb_frames)``.
+    """
+    phase = torch.angle(mix_stft).unsqueeze(-4)
+    return torch.polar(spectrograms.expand(torch.broadcast_shapes(spectrograms.shape, phase.shape)), phase.expand(
+        torch.broadcast_shapes(spectrograms.shape, phase.shape)))
+
+
+def ratio_masks(spectrograms: Tensor, alpha: float = 1.0, eps: float = 1e-10, spread_eps: bool = False) -> Tensor:
+    """Ratio masks ``V_j^alpha / (eps + sum_k V_k^alpha)`` across sources.
+
+    Args:
+        spectrograms: magnitudes ``(..., nb_sources, nb_channels, nb_bins, nb_frames)``.
+        alpha: exponent applied to the magnitudes (1: magnitude ratio, 2: power ratio / Spleeter's default).
+        eps: regulariser of the denominator.
+        spread_eps: use Spleeter's form ``(V_j^alpha + eps / nb_sources) / (sum_k V_k^alpha + eps)``, whose masks sum
+            to exactly one even where every source is silent.
+
+    Returns:
+        Masks with the shape of ``spectrograms``.
+    """
+    powered = spectrograms if alpha == 1.0 else spectrograms.pow(alpha)
+    total = powered.sum(dim=-4, keepdim=True) + eps
+    if spread_eps:
+        return (powered + eps / spectrograms.shape[-4]) / total
+    return powered / total
+
+
+def extend_masks(masks: Tensor, nb_bins: int, mode: str) -> Tensor:
+    """Extend masks computed on the first model bins to ``nb_bins`` (Spleeter's ``mask_extension``).
+
+    Args:
+        masks: ``(..., nb_model_bins, nb_frames)``.
+        nb_bins: full number of STFT bins.
+        mode: ``"zeros"`` (nothing above the model band) or ``"average"`` (the mean of each frame's mask).
+
+    Returns:
+        Masks ``(..., nb_bins, nb_frames)``.
+    """
+    extra = nb_bins - masks.shape[-2]
+    if extra < 0:
+        raise ValueError(f"masks have {masks.shape[-2]} bins, more than the STFT's {nb_bins}")
+    if extra == 0:
+        return masks
+    if mode == "zeros":
+        fill = masks.new_zeros(masks.shape[:-2] + (extra, masks.shape[-1]))
+    elif mode == "average":
+        fill = masks.mean(dim=-2, keepdim=True).expand(masks.shape[:-2] + (extra, masks.shape[-1]))
+    else:
+        raise ValueError(f"mask_extension must be one of {MASK_EXTENSIONS}, got {mode!r}")
+    return torch.cat([masks, fill], dim=-2)
+
+
+def zero_extend(spectrograms: Tensor, nb_bins: int) -> Tensor:
+    """Zero-pad the bin axis (``-2``) of ``spectrograms`` up to ``nb_bins``."""
+    extra = nb_bins - spectrograms.shape[-2]
+    if extra < 0:
+        raise ValueError(f"model output has {spectrograms.shape[-2]} bins, more than the STFT's {nb_bins}")
+    if extra == 0:
+        return spectrograms
+    return torch.nn.functional.pad(spectrograms, (0, 0, 0, extra))

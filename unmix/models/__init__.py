@@ -1,0 +1,5 @@
+"""Spectrogram models: they map a mixture magnitude to a target magnitude and know nothing of files or STFTs."""
+
+from unmix.models.openunmix import OpenUnmix
+
+__all__ = ["OpenUnmix"]

@@ -1,0 +1,236 @@
+"""The Separator: waveform in, one waveform per target out, differentiable end to end.
+
+Flow (see docs/architecture.md): STFT -> magnitude -> one spectrogram model per target -> initial estimates
+(magnitude x mixture phase, or ratio masks) -> optional residual -> optional multichannel Wiener EM on blocks of
+``wiener_win_len`` frames -> inverse STFT. Open-Unmix and Spleeter are parameters of this one flow.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+import torch
+from torch import Tensor, nn
+
+from unmix.dsp.masks import MASK_EXTENSIONS, extend_masks, ratio_masks, zero_extend
+from unmix.dsp.stft import TorchSTFT
+from unmix.dsp.wiener import wiener_filter
+from unmix.errors import TargetNotFoundError
+
+logger = logging.getLogger(__name__)
+
+
+class Separator(nn.Module):
+    """Separate a mixture into targets with one spectrogram model per target.
+
+    Args:
+        target_models: ``{target name: spectrogram model}``; the output order is the insertion order.
+        niter: Wiener EM iterations (0: no EM, the initial estimates are returned).
+        softmask: start from ratio masks ``V^alpha / sum V^alpha`` instead of target magnitude x mixture phase.
+        alpha: exponent of the ratio masks (``softmask`` or ``mask_extension``).
+        residual: add a last target ``mixture - sum(targets)``; a string also names it (default ``"residual"``).
+        sample_rate: sample rate the models expect, in Hz.
+        n_fft: FFT size of the default (Open-Unmix) front end.
+        n_hop: hop size of the default front end.
+        nb_channels: channels the models take; 1 feeds them the channel mean of the mixture magnitude.
+        wiener_win_len: frames per independent Wiener block; None or 0 filters the whole signal at once.
+        stft: the front end (an ``nn.Module`` with ``forward`` and ``inverse``); None builds Open-Unmix's centred STFT.
+        mask_extension: Spleeter's ratio-mask path: ``"zeros"`` or ``"average"`` extension of the masks above the
+            model bins, with Spleeter's epsilon spread; used when ``niter == 0``.
+        wiener_eps: regulariser of the masks and of the EM.
+
+    Shape:
+        - input: ``(nb_samples, nb_channels, nb_timesteps)``
+        - output: ``(nb_samples, nb_targets [+1], nb_channels, nb_timesteps)``
+    """
+
+    def __init__(
+        self,
+        target_models: Mapping[str, nn.Module],
+        niter: int = 1,
+        softmask: bool = False,
+        alpha: float = 1.0,
+        residual: bool | str = False,
+        sample_rate: float = 44100.0,
+        n_fft: int = 4096,
+        n_hop: int = 1024,
+        nb_channels: int = 2,
+        wiener_win_len: int | None = 300,
+        *,
+        stft: nn.Module | None = None,
+        mask_extension: str | None = None,
+        wiener_eps: float = 1e-10,
+    ) -> None:
+        super().__init__()
+        if len(target_models) == 0:
+            raise ValueError("target_models is empty: give at least one {name: model}")
+        if niter < 0:
+            raise ValueError(f"niter must be >= 0, got {niter}")
+        if alpha <= 0:
+            raise ValueError(f"alpha must be positive, got {alpha}")
+        if mask_extension is not None and mask_extension not in MASK_EXTENSIONS:
+            raise ValueError(f"mask_extension must be None or one of {MASK_EXTENSIONS}, got {mask_extension!r}")
+        if wiener_win_len is not None and wiener_win_len < 0:
+            raise ValueError(f"wiener_win_len must be None or >= 0, got {wiener_win_len}")
+        nb_sources = len(target_models) + bool(residual)
+        if niter > 0 and nb_sources < 2:
+            raise ValueError(
+                "Wiener EM needs at least two sources, got one target and no residual: "
+                "pass residual=True, add a target, or use niter=0"
+            )
+        self.target_models = nn.ModuleDict(dict(target_models))
+        self.niter = int(niter)
+        self.softmask = bool(softmask)
+        self.alpha = float(alpha)
+        self.residual = bool(residual)
+        self.residual_name = residual if isinstance(residual, str) else "residual"
+        self.sample_rate = float(sample_rate)
+        self.nb_channels = int(nb_channels)
+        self.wiener_win_len = int(wiener_win_len) if wiener_win_len else None
+        self.mask_extension = mask_extension
+        self.wiener_eps = float(wiener_eps)
+        self.stft = stft if stft is not None else TorchSTFT(n_fft, n_hop, center=True)
+
+    @property
+    def targets(self) -> list[str]:
+        """Names of the outputs, in order (the residual last)."""
+        names = list(self.target_models)
+        return names + [self.residual_name] if self.residual else names
+
+    @property
+    def nb_targets(self) -> int:
+        """Number of target models (without the residual)."""
+        return len(self.target_models)
+
+    def freeze(self) -> Separator:
+        """Disable gradients of every parameter and switch to evaluation mode; returns ``self``."""
+        for p in self.parameters():
+            p.requires_grad = False
+        self.eval()
+        return self
+
+    def forward(self, audio: Tensor) -> Tensor:
+        """Separate ``audio`` ``(nb_samples, nb_channels, nb_timesteps)`` into
+        ``(nb_samples, nb_targets[+1], nb_channels, nb_timesteps)``."""
+        if audio.dim() != 3:
+            raise ValueError(
+                f"audio must be (nb_samples, nb_channels, nb_timesteps), got shape {tuple(audio.shape)}; "
+                "add the missing axes, e.g. audio[None] for one stereo signal"
+            )
+        mix_stft = self.stft(audio)  # (B, C, F, N) complex
+        estimates = self.filter(self.estimate_spectrograms(mix_stft), mix_stft)
+        return self.stft.inverse(estimates, length=audio.shape[-1])
+
+    def estimate_spectrograms(self, mix_stft: Tensor) -> Tensor:
+        """Run every target model on the mixture magnitude.
+
+        Args:
+            mix_stft: complex mixture ``(nb_samples, nb_channels, nb_bins, nb_frames)``.
+
+        Returns:
+            Magnitudes ``(nb_samples, nb_targets, nb_model_channels, nb_model_bins, nb_frames)``.
+        """
+        mag = mix_stft.abs()
+        if self.nb_channels == 1:
+            mag = mag.mean(dim=1, keepdim=True)
+        outputs = [model(mag) for model in self.target_models.values()]
+        logits = [bool(getattr(model, "output_logits", False)) for model in self.target_models.values()]
+        spectrograms = torch.stack(outputs, dim=1)
+        if any(logits):
+            if not all(logits):
+                raise ValueError("either every target model outputs logits (softmax U-Net) or none does")
+            nb_bins = spectrograms.shape[-2]
+            spectrograms = torch.softmax(spectrograms, dim=1) * mag[:, None, :, :nb_bins]
+        return spectrograms
+
+    def filter(self, spectrograms: Tensor, mix_stft: Tensor) -> Tensor:
+        """Turn target magnitudes into complex estimates (masks, residual, Wiener EM).
+
+        Args:
+            spectrograms: ``(nb_samples, nb_targets, nb_model_channels, nb_model_bins, nb_frames)``.
+            mix_stft: complex mixture ``(nb_samples, nb_channels, nb_bins, nb_frames)``.
+
+        Returns:
+            Complex estimates ``(nb_samples, nb_targets[+1], nb_channels, nb_bins, nb_frames)``.
+        """
+        nb_bins = mix_stft.shape[-2]
+        if self.niter == 0 and self.mask_extension is not None:
+            masks = ratio_masks(spectrograms, self.alpha, self.wiener_eps, spread_eps=True)
+            estimates = extend_masks(masks, nb_bins, self.mask_extension) * mix_stft.unsqueeze(1)
+            if self.residual:
+                estimates = torch.cat([estimates, (mix_stft - estimates.sum(dim=1)).unsqueeze(1)], dim=1)
+            return estimates
+        spectrograms = zero_extend(spectrograms, nb_bins)
+        nb_frames = mix_stft.shape[-1]
+        win = self.wiener_win_len or nb_frames
+        blocks = [
+            wiener_filter(
+                spectrograms[..., start : start + win],
+                mix_stft[..., start : start + win],
+                iterations=self.niter,
+                softmask=self.softmask,
+                residual=self.residual,
+                alpha=self.alpha,
+                eps=self.wiener_eps,
+            )
+            for start in range(0, nb_frames, win)
+        ]
+        return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-1)
+
+    def to_dict(self, estimates: Tensor, aggregate_dict: Mapping[str, Sequence[str]] | None = None) -> dict[str, Tensor]:
+        """Name the estimates.
+
+        Args:
+            estimates: ``(nb_samples, nb_targets[+1], nb_channels, nb_timesteps)`` as returned by ``forward``.
+            aggregate_dict: optional ``{new name: [target names]}``; when given, only these sums are returned.
+
+        Returns:
+            ``{name: (nb_samples, nb_channels, nb_timesteps)}`` in target order (or aggregate order).
+        """
+        if estimates.shape[1] != len(self.targets):
+            raise ValueError(f"estimates have {estimates.shape[1]} targets, the separator {len(self.targets)}")
+        named = {name: estimates[:, k] for k, name in enumerate(self.targets)}
+        if aggregate_dict is None:
+            return named
+        out = {}
+        for key, members in aggregate_dict.items():
+            unknown = [m for m in members if m not in named]
+            if unknown or not members:
+                raise TargetNotFoundError(
+                    f"aggregate '{key}' lists unknown targets {unknown or members}; available: {list(named)}"
+                )
+            out[key] = torch.stack([named[m] for m in members]).sum(dim=0)
+        return out
+
+    def separate(self, waveform: np.ndarray, audio_descriptor: str = "") -> dict[str, np.ndarray]:
+        """Spleeter-style separation of one signal held in numpy.
+
+        Args:
+            waveform: ``(nb_timesteps, nb_channels)`` at ``self.sample_rate``; mono is duplicated to the model's
+                channels.
+            audio_descriptor: unused, kept for Spleeter compatibility.
+
+        Returns:
+            ``{target: (nb_timesteps, nb_channels) float32 numpy}``.
+        """
+        del audio_descriptor
+        data = np.asarray(waveform, dtype=np.float32)
+        if data.ndim == 1:
+            data = data[:, None]
+        if data.ndim != 2:
+            raise ValueError(f"waveform must be (nb_timesteps, nb_channels), got shape {data.shape}")
+        if data.shape[1] == 1 and self.nb_channels > 1:
+            data = np.repeat(data, self.nb_channels, axis=1)
+        if self.nb_channels > 1 and data.shape[1] != self.nb_channels:
+            raise ValueError(
+                f"waveform has {data.shape[1]} channels, the model takes {self.nb_channels}: "
+                "downmix or select channels first (unmix.audio.prepare_waveform(..., downmix=True))"
+            )
+        param = next(self.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
+        with torch.no_grad():
+            audio = torch.as_tensor(data.T.copy(), device=device)[None]
+            estimates = self(audio)[0]
+        return {name: estimates[k].T.cpu().numpy() for k, name in enumerate(self.targets)}
