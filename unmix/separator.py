@@ -234,3 +234,33 @@ class Separator(nn.Module):
             audio = torch.as_tensor(data.T.copy(), device=device)[None]
             estimates = self(audio)[0]
         return {name: estimates[k].T.cpu().numpy() for k, name in enumerate(self.targets)}
+
+    def separate_to_file(
+        self,
+        audio_descriptor: str,
+        destination: str,
+        audio_adapter: object | None = None,
+        offset: float = 0.0,
+        duration: float | None = None,
+        codec: str = "wav",
+        bitrate: str = "128k",
+        filename_format: str = "{filename}/{instrument}.{codec}",
+        synchronous: bool = True,
+    ) -> list[str]:
+        """Spleeter-style: load a file, separate it, write one file per target (see :mod:`unmix.files`).
+
+        Returns:
+            The paths written (or scheduled, when ``synchronous`` is False; call :meth:`join`).
+        """
+        from unmix.files import separate_to_file
+
+        return separate_to_file(
+            self, audio_descriptor, destination, audio_adapter, offset, duration, codec, bitrate, filename_format,
+            synchronous,
+        )
+
+    def join(self, timeout: float = 200) -> None:
+        """Wait for the asynchronous writes started by :meth:`separate_to_file` (Spleeter's ``join``)."""
+        from unmix.files import join_writes
+
+        join_writes(self, timeout)

@@ -23,7 +23,6 @@ import logging
 import math
 import os
 from dataclasses import dataclass
-from enum import Enum
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -31,6 +30,7 @@ from typing import Any
 import numpy as np
 
 from unmix.audio import ffmpeg
+from unmix.audio.ffmpeg import Codec
 from unmix.audio.resample import check_finite, resample
 from unmix.errors import AudioIOError, MissingDependencyError
 from unmix.utils.atomic import atomic_path
@@ -44,62 +44,6 @@ SOUNDFILE_SUFFIXES = frozenset(
 )  # fmt: skip
 
 
-class Codec(str, Enum):
-    """Output codecs, named after their file suffix (Spleeter's set)."""
-
-    WAV = "wav"
-    FLAC = "flac"
-    OGG = "ogg"
-    MP3 = "mp3"
-    M4A = "m4a"
-    WMA = "wma"
-
-    def __str__(self) -> str:
-        return self.value
-
-    @property
-    def uses_ffmpeg(self) -> bool:
-        """Whether the default adapter writes this codec through ffmpeg (mp3, m4a, wma) rather than soundfile."""
-        return self in (Codec.MP3, Codec.M4A, Codec.WMA)
-
-    @property
-    def ffmpeg_encoder(self) -> str:
-        """ffmpeg audio encoder (``-c:a``) for this codec."""
-        return _FFMPEG_ENCODERS[self]
-
-    @property
-    def ffmpeg_container(self) -> str:
-        """ffmpeg output format (``-f``) for this codec."""
-        return _FFMPEG_CONTAINERS[self]
-
-    @classmethod
-    def from_path(cls, path: str | os.PathLike[str]) -> Codec:
-        """Return the codec matching the suffix of ``path``.
-
-        Raises:
-            AudioIOError: the suffix names no supported codec.
-        """
-        suffix = Path(path).suffix.lower()
-        codec = _SUFFIX_CODECS.get(suffix)
-        if codec is None:
-            raise AudioIOError(
-                f"Cannot tell the output format of '{path}' from its suffix '{suffix}'. Use one of "
-                f"{', '.join('.' + c.value for c in cls)} or pass codec=..."
-            )
-        return codec
-
-
-_FFMPEG_ENCODERS = {
-    Codec.WAV: "pcm_f32le", Codec.FLAC: "flac", Codec.OGG: "libvorbis",
-    Codec.MP3: "mp3", Codec.M4A: "aac", Codec.WMA: "wmav2",
-}  # fmt: skip
-_FFMPEG_CONTAINERS = {
-    Codec.WAV: "wav", Codec.FLAC: "flac", Codec.OGG: "ogg", Codec.MP3: "mp3", Codec.M4A: "ipod", Codec.WMA: "asf",
-}  # fmt: skip
-_SUFFIX_CODECS = {
-    ".wav": Codec.WAV, ".wave": Codec.WAV, ".flac": Codec.FLAC, ".ogg": Codec.OGG, ".oga": Codec.OGG,
-    ".mp3": Codec.MP3, ".m4a": Codec.M4A, ".mp4": Codec.M4A, ".wma": Codec.WMA,
-}  # fmt: skip
 # soundfile (format, default subtype) for the codecs it writes; WAV float keeps separations exact.
 _SOUNDFILE_FORMATS = {Codec.WAV: ("WAV", "FLOAT"), Codec.FLAC: ("FLAC", "PCM_24"), Codec.OGG: ("OGG", "VORBIS")}
 
@@ -167,17 +111,18 @@ def _input_path(audio_descriptor: Any) -> Path:
         )
     if not path.is_file():
         raise AudioIOError(f"'{path}' is not a regular file (it is a folder or device). Pass an audio file")
+    if not os.access(path, os.R_OK):
+        raise AudioIOError(f"Audio file '{path}' is not readable (permission denied). Fix its permissions")
     if path.stat().st_size == 0:
         raise AudioIOError(f"Audio file '{path}' is empty (0 bytes). Re-export or re-download it")
     return path
 
 
 def _looks_like_text(path: Path) -> bool:
-    with open(path, "rb") as handle:
-        head = handle.read(512)
     try:
-        text = head.decode("utf-8")
-    except UnicodeDecodeError:
+        with open(path, "rb") as handle:
+            text = handle.read(512).decode("utf-8")
+    except (OSError, UnicodeDecodeError):
         return False
     return all(char.isprintable() or char in "\r\n\t" for char in text)
 
@@ -276,9 +221,7 @@ class SoundfileFFmpegAdapter(AudioAdapter):
         return np.ascontiguousarray(waveform, dtype=out_dtype), int(rate)
 
     @staticmethod
-    def _load_soundfile(
-        path: Path, offset: float | None, duration: float | None, dtype: str
-    ) -> tuple[np.ndarray, int]:
+    def _load_soundfile(path: Path, offset: float | None, duration: float | None, dtype: str) -> tuple[np.ndarray, int]:
         sf = _soundfile()
         try:
             with sf.SoundFile(str(path)) as handle:
@@ -287,7 +230,9 @@ class SoundfileFFmpegAdapter(AudioAdapter):
                 if inconsistent:
                     logger.warning(
                         "'%s' looks truncated or its header is inconsistent (%s); loading the %d samples present",
-                        path, "; ".join(inconsistent), handle.frames,
+                        path,
+                        "; ".join(inconsistent),
+                        handle.frames,
                     )
                 start = min(int(round((offset or 0.0) * rate)), handle.frames)
                 count = -1 if duration is None else int(round(duration * rate))
@@ -326,7 +271,8 @@ class SoundfileFFmpegAdapter(AudioAdapter):
             logger.warning(
                 "soundfile could not read '%s' (%s); decoded it with ffmpeg instead. The file may be damaged or "
                 "truncated: check the result",
-                path, sf_error,
+                path,
+                sf_error,
             )
         if duration is not None:
             waveform = waveform[: int(round(duration * rate))]
@@ -391,19 +337,27 @@ class SoundfileFFmpegAdapter(AudioAdapter):
         if chosen.uses_ffmpeg:
             if subtype is not None:
                 raise AudioIOError(f"subtype={subtype!r} applies to wav/flac/ogg only, not {chosen.value}")
+            if chosen.max_channels is not None and array.shape[1] > chosen.max_channels:
+                raise AudioIOError(
+                    f"Cannot write '{dest}': {chosen.value} stores at most {chosen.max_channels} channels and the "
+                    f"data has {array.shape[1]}. Save as wav or flac, or mix down first"
+                )
             ffmpeg.ffmpeg_executable(f"Writing '{dest.name}' as {chosen.value} (wav, flac and ogg need no ffmpeg)")
         else:
             fmt, default_subtype = _SOUNDFILE_FORMATS[chosen]
             subtype = (subtype or default_subtype).upper()
             if not _soundfile().check_format(fmt, subtype):
-                raise AudioIOError(f"subtype {subtype!r} is not valid for {chosen.value}. See soundfile.available_subtypes")
+                raise AudioIOError(
+                    f"subtype {subtype!r} is not valid for {chosen.value}. Pick one of "
+                    f"{sorted(_soundfile().available_subtypes(fmt))} or leave subtype=None"
+                )
             if subtype.startswith("PCM") or fmt == "FLAC":
                 array = self._clip(array, dest)
         try:
             dest.parent.mkdir(parents=True, exist_ok=True)
             with atomic_path(dest) as tmp:
                 if chosen.uses_ffmpeg:
-                    ffmpeg.encode(tmp, array, rate, chosen.ffmpeg_encoder, chosen.ffmpeg_container, bitrate)
+                    ffmpeg.encode(tmp, array, rate, chosen.ffmpeg_encoder, chosen.ffmpeg_container, bitrate, dest)
                 else:
                     _soundfile().write(str(tmp), array, rate, format=fmt, subtype=subtype)
         except (AudioIOError, MissingDependencyError):

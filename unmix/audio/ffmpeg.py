@@ -1,4 +1,4 @@
-"""Decoding, probing and encoding through ``ffmpeg`` / ``ffprobe`` subprocesses.
+"""Output codecs (:class:`Codec`) and decoding, probing and encoding through ``ffmpeg`` / ``ffprobe`` subprocesses.
 
 No Python binding is needed: the executables are run directly. ``ffmpeg`` is located through the environment variable
 ``UNMIX_FFMPEG`` (an executable name or path) and otherwise on ``PATH``; ``ffprobe`` through ``UNMIX_FFPROBE``, then
@@ -17,9 +17,10 @@ import os
 import shutil
 import struct
 import subprocess
+from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import Enum
 from pathlib import Path
-from typing import Sequence
 
 import numpy as np
 
@@ -37,6 +38,69 @@ INSTALL_HINT = (
 )
 
 _STDERR_TAIL = 800  # characters of ffmpeg's stderr quoted in error messages
+
+
+class Codec(str, Enum):
+    """Output codecs, named after their file suffix (Spleeter's set)."""
+
+    WAV = "wav"
+    FLAC = "flac"
+    OGG = "ogg"
+    MP3 = "mp3"
+    M4A = "m4a"
+    WMA = "wma"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def uses_ffmpeg(self) -> bool:
+        """Whether the default adapter writes this codec through ffmpeg (mp3, m4a, wma) rather than soundfile."""
+        return self in (Codec.MP3, Codec.M4A, Codec.WMA)
+
+    @property
+    def ffmpeg_encoder(self) -> str:
+        """ffmpeg audio encoder (``-c:a``) for this codec."""
+        return _FFMPEG_ENCODERS[self]
+
+    @property
+    def ffmpeg_container(self) -> str:
+        """ffmpeg output format (``-f``) for this codec."""
+        return _FFMPEG_CONTAINERS[self]
+
+    @property
+    def max_channels(self) -> int | None:
+        """Most channels the codec stores (mp3 and wma: 2, m4a/AAC: 8), ``None`` for no practical limit."""
+        return {Codec.MP3: 2, Codec.WMA: 2, Codec.M4A: 8}.get(self)
+
+    @classmethod
+    def from_path(cls, path: str | os.PathLike[str]) -> Codec:
+        """Return the codec matching the suffix of ``path``.
+
+        Raises:
+            AudioIOError: the suffix names no supported codec.
+        """
+        suffix = Path(path).suffix.lower()
+        codec = _SUFFIX_CODECS.get(suffix)
+        if codec is None:
+            raise AudioIOError(
+                f"Cannot tell the output format of '{path}' from its suffix '{suffix}'. Use one of "
+                f"{', '.join('.' + c.value for c in cls)} or pass codec=..."
+            )
+        return codec
+
+
+_FFMPEG_ENCODERS = {
+    Codec.WAV: "pcm_f32le", Codec.FLAC: "flac", Codec.OGG: "libvorbis",
+    Codec.MP3: "mp3", Codec.M4A: "aac", Codec.WMA: "wmav2",
+}  # fmt: skip
+_FFMPEG_CONTAINERS = {
+    Codec.WAV: "wav", Codec.FLAC: "flac", Codec.OGG: "ogg", Codec.MP3: "mp3", Codec.M4A: "ipod", Codec.WMA: "asf",
+}  # fmt: skip
+_SUFFIX_CODECS = {
+    ".wav": Codec.WAV, ".wave": Codec.WAV, ".flac": Codec.FLAC, ".ogg": Codec.OGG, ".oga": Codec.OGG,
+    ".mp3": Codec.MP3, ".m4a": Codec.M4A, ".mp4": Codec.M4A, ".wma": Codec.WMA,
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -233,6 +297,7 @@ def encode(
     encoder: str,
     container: str,
     bitrate: str | None = None,
+    display_path: Path | None = None,
 ) -> None:
     """Encode ``data`` to ``path`` with ffmpeg (the caller provides an atomic temporary path).
 
@@ -243,15 +308,18 @@ def encode(
         encoder: ffmpeg audio encoder, e.g. ``"aac"``.
         container: ffmpeg output format (muxer), e.g. ``"ipod"`` for ``.m4a``.
         bitrate: target bitrate such as ``"128k"``, or ``None`` for the encoder's default.
+        display_path: the final destination, named in error messages instead of the temporary ``path``.
 
     Raises:
         MissingDependencyError: ffmpeg is not installed.
         AudioIOError: ffmpeg failed (unsupported channel count for the codec, bad bitrate, full disk...).
     """
     pcm = np.ascontiguousarray(data, dtype="<f4")
-    argv = [ffmpeg_executable(f"Writing '{path.name}' as {container}"), "-nostdin", "-hide_banner", "-loglevel", "error"]
+    executable = ffmpeg_executable(f"Writing '{(display_path or path).name}' as {container}")
+    argv = [executable, "-nostdin", "-hide_banner", "-loglevel", "error"]
     argv += ["-f", "f32le", "-ar", str(sample_rate), "-ac", str(pcm.shape[1]), "-i", "pipe:0"]
-    argv += ["-c:a", encoder, "-strict", "-2", "-ar", str(sample_rate)]
+    # output -ar/-ac stop ffmpeg from silently resampling or remixing when the encoder cannot take the input
+    argv += ["-c:a", encoder, "-strict", "-2", "-ar", str(sample_rate), "-ac", str(pcm.shape[1])]
     if bitrate:
         argv += ["-b:a", str(bitrate)]
     argv += ["-map_metadata", "-1", "-y", "-f", container, _url(path)]
@@ -259,4 +327,4 @@ def encode(
         "Check the bitrate (e.g. '128k'), that the codec supports this channel count and sample rate "
         "(mp3: at most 2 channels and rates up to 48 kHz), and that the disk is not full"
     )
-    _run(argv, path, f"encode ({encoder}) to", stdin=pcm.tobytes(), fix=fix)
+    _run(argv, display_path or path, f"encode ({encoder}) to", stdin=pcm.tobytes(), fix=fix)

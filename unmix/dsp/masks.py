@@ -22,9 +22,10 @@ def phase_estimates(spectrograms: Tensor, mix_stft: Tensor) -> Tensor:
     Returns:
         Complex estimates ``(..., nb_sources, nb_channels, nb_bins, nb_frames)``.
     """
-    phase = torch.angle(mix_stft).unsqueeze(-4)
-    return torch.polar(spectrograms.expand(torch.broadcast_shapes(spectrograms.shape, phase.shape)), phase.expand(
-        torch.broadcast_shapes(spectrograms.shape, phase.shape)))
+    magnitude = mix_stft.abs()
+    # unit phasor of the mixture; angle(0) = 0, so silent bins get phase 1 as with atan2
+    unit = torch.where(magnitude > 0, mix_stft / magnitude.clamp_min(torch.finfo(magnitude.dtype).tiny), 1.0)
+    return spectrograms * unit.unsqueeze(-4)
 
 
 def ratio_masks(spectrograms: Tensor, alpha: float = 1.0, eps: float = 1e-10, spread_eps: bool = False) -> Tensor:

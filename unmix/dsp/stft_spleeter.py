@@ -41,6 +41,12 @@ class SpleeterSTFT(nn.Module):
         self.n_hop = int(n_hop)
         self.register_buffer("window", torch.hann_window(self.n_fft, periodic=True), persistent=False)
 
+    def _window(self, dtype: torch.dtype, device: torch.device) -> Tensor:
+        """The periodic Hann window in ``dtype`` (recomputed in float64 rather than upcast from float32)."""
+        if dtype == torch.float64:
+            return torch.hann_window(self.n_fft, periodic=True, dtype=dtype, device=device)
+        return self.window.to(device=device, dtype=dtype)
+
     @property
     def nb_bins(self) -> int:
         """Number of frequency bins of the spectrogram."""
@@ -56,7 +62,7 @@ class SpleeterSTFT(nn.Module):
         nb_frames = self.nb_frames(shape[-1])
         total = (nb_frames - 1) * self.n_hop + self.n_fft
         flat = F.pad(audio.reshape(-1, shape[-1]), (self.n_fft, total - self.n_fft - shape[-1]))
-        window = self.window.to(device=audio.device, dtype=audio.dtype)
+        window = self._window(audio.dtype, audio.device)
         spec = torch.stft(flat, n_fft=self.n_fft, hop_length=self.n_hop, window=window, center=False,
                           normalized=False, onesided=True, return_complex=True)
         return spec.reshape(shape[:-1] + spec.shape[-2:])
@@ -72,7 +78,7 @@ class SpleeterSTFT(nn.Module):
         if self.n_fft + length > total:
             raise ModelLoadingError(f"{nb_frames} frames hold {total - self.n_fft} samples after the {self.n_fft}-"
                                     f"sample prepend, fewer than the requested length {length}")
-        window = self.window.to(device=spec.device, dtype=spec.real.dtype)
+        window = self._window(spec.real.dtype, spec.device)
         frames = torch.fft.irfft(spec.reshape((-1,) + shape[-2:]).transpose(-1, -2), n=self.n_fft) * window
         # (B, nb_frames, n_fft) -> fold wants (B, n_fft, nb_frames)
         signal = F.fold(frames.transpose(-1, -2), output_size=(1, total), kernel_size=(1, self.n_fft),
