@@ -12,15 +12,15 @@ from __future__ import annotations
 import socket
 import threading
 import urllib.parse
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 
 
 class _Handler(BaseHTTPRequestHandler):
-    server: "_LoopbackHTTPServer"
+    server: _LoopbackHTTPServer
 
     def do_GET(self) -> None:  # noqa: N802 (http.server naming)
         path = urllib.parse.unquote(urllib.parse.urlsplit(self.path).path)
@@ -104,3 +104,39 @@ def _isolated_download_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> N
     monkeypatch.setenv("UNMIX_CACHE", str(tmp_path / "cache"))
     monkeypatch.delenv("UNMIX_MIRROR", raising=False)
     monkeypatch.delenv("UNMIX_CHECKSUMS", raising=False)
+
+
+@pytest.fixture
+def umxse_mirror(loopback, monkeypatch, tmp_path) -> dict:
+    """Random umxse weights served by the loopback server under their real upstream names.
+
+    ``UNMIX_MIRROR`` points at the server and ``UNMIX_CHECKSUMS`` holds the hashes of these stand-in files (they
+    cannot match upstream's prefixes). Returns ``{target: state dict}`` of what is served.
+    """
+    import hashlib
+    import json
+
+    import torch
+
+    from unmix.models.openunmix import OpenUnmix
+    from unmix.pretrained.registry import get_model_info
+
+    info = get_model_info("umxse")
+    states, checksums = {}, {}
+    for index, target in enumerate(info.targets):
+        torch.manual_seed(100 + index)
+        model = OpenUnmix(nb_bins=513, nb_channels=1, hidden_size=256, max_bin=513)
+        with torch.no_grad():
+            for name, tensor in model.state_dict().items():
+                if tensor.is_floating_point():
+                    tensor.copy_(torch.rand_like(tensor) * 0.1 + (1.0 if "scale" in name or "var" in name else 0.0))
+        state = model.state_dict()
+        file_name = info.file_for(target).file_name
+        torch.save(state, loopback.root / file_name)
+        checksums[file_name] = hashlib.sha256((loopback.root / file_name).read_bytes()).hexdigest()
+        states[target] = state
+    checksum_file = tmp_path / "checksums.json"
+    checksum_file.write_text(json.dumps(checksums))
+    monkeypatch.setenv("UNMIX_MIRROR", loopback.base + "/files")
+    monkeypatch.setenv("UNMIX_CHECKSUMS", str(checksum_file))
+    return states

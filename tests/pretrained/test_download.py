@@ -145,6 +145,15 @@ def test_invalid_expected_hash_is_rejected(tmp_path):
         dl.download("http://127.0.0.1:9/x", tmp_path / "x", sha256="abcd", progress=False)
 
 
+def test_unwritable_cache_is_a_download_error(loopback, tmp_path):
+    digest = _serve(loopback, "w.bin", _payload(100))
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_bytes(b"")
+    with pytest.raises(DownloadError, match="UNMIX_CACHE") as info:
+        dl.download(loopback.url("files", "w.bin"), blocker / "w.bin", sha256=digest, progress=False)
+    assert str(blocker) in str(info.value)
+
+
 def test_cache_dir_env_and_torch_hub_default(monkeypatch, tmp_path):
     monkeypatch.setenv("UNMIX_CACHE", str(tmp_path / "mine"))
     assert dl.cache_dir() == tmp_path / "mine"

@@ -24,8 +24,8 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
-from typing import Mapping
 
 from unmix.errors import ChecksumError, DownloadError, ModelLoadingError
 from unmix.utils.atomic import atomic_path, atomic_write_text
@@ -38,6 +38,7 @@ MARKER_NAME = ".unmix-archive-sha256"
 _CHUNK = 1 << 20
 _USER_AGENT = "unmix (Python urllib)"
 _RETRYABLE_HTTP = frozenset({408, 425, 429, 500, 502, 503, 504})
+_WRITABLE_HINT = f"Set {ENV_CACHE} to a writable folder (or pass another destination)."
 
 
 class _RetryableError(Exception):
@@ -100,9 +101,10 @@ def _matches(digest: str, sha256_prefix: str | None, sha256: str | None) -> bool
 def _manual_hint(url: str, dest: Path, sha256_prefix: str | None, sha256: str | None) -> str:
     name = dest.name
     return (
-        f"To install it by hand, download {url} on a machine with access, check its {_expected_text(sha256_prefix, sha256)}"
-        f" (e.g. `sha256sum {name}`), and copy it to {dest}; or set {ENV_MIRROR} to a base URL (https://... or "
-        f"file:///folder) that serves {name}; or set {ENV_CACHE} to a folder that already contains {name}."
+        f"To install it by hand, download {url} on a machine with access, check its "
+        f"{_expected_text(sha256_prefix, sha256)} (e.g. `sha256sum {name}`), and copy it to {dest}; or set "
+        f"{ENV_MIRROR} to a base URL (https://... or file:///folder) that serves {name}; or set {ENV_CACHE} to a "
+        f"folder that already contains {name}."
     )
 
 
@@ -205,7 +207,10 @@ def download(
             "cached file %s has sha256 %s, expected %s; downloading it again from %s",
             dest, digest, _expected_text(sha256_prefix, sha256), url_text,
         )
-    dest.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise DownloadError(f"Cannot create the cache folder {dest.parent}: {err}. {_WRITABLE_HINT}") from err
     failures: list[str] = []
     for attempt in range(retries + 1):
         if attempt:
@@ -220,8 +225,7 @@ def download(
                     raise ChecksumError(
                         f"The file downloaded from {url_text} has sha256 {digest}, expected "
                         f"{_expected_text(sha256_prefix, sha256)}; it was discarded and {dest} left as it was. The "
-                        f"server or mirror serves a different file: fix the mirror, or "
-                        + _manual_hint(effective_url, dest, sha256_prefix, sha256)
+                        "server or mirror serves a different file. " + _manual_hint(url, dest, sha256_prefix, sha256)
                     )
         except _RetryableError as err:
             failures.append(str(err))
@@ -231,11 +235,13 @@ def download(
         except DownloadError as err:
             failures.append(str(err))
             break
+        except OSError as err:  # the temporary file could not be created or renamed
+            raise DownloadError(f"Cannot write {dest}: {err}. {_WRITABLE_HINT}") from err
         logger.info("downloaded %s to %s (sha256 %s)", url_text, dest, digest)
         return dest
     raise DownloadError(
         f"Could not download {url_text} to {dest} after {len(failures)} attempt(s): {failures[-1]}.{stale_note} "
-        + _manual_hint(effective_url, dest, sha256_prefix, sha256)
+        + _manual_hint(url, dest, sha256_prefix, sha256)
     )
 
 
@@ -298,9 +304,8 @@ def extract_tar(
                     source = tar.extractfile(member)
                     if source is None:
                         raise ModelLoadingError(f"Could not read member {member.name!r} of {archive}.")
-                    with atomic_path(target) as part:
-                        with open(part, "wb") as out:
-                            shutil.copyfileobj(source, out, _CHUNK)
+                    with atomic_path(target) as part, open(part, "wb") as out:
+                        shutil.copyfileobj(source, out, _CHUNK)
                     nb_files += 1
         except (tarfile.TarError, EOFError, OSError) as err:
             raise ModelLoadingError(
