@@ -235,6 +235,18 @@ class Separator(nn.Module):
             estimates = self(audio)[0]
         return {name: estimates[k].T.cpu().numpy() for k, name in enumerate(self.targets)}
 
+    def separate_long(
+        self, audio: Tensor, chunk_seconds: float | None = 30.0, context_seconds: float = 5.0
+    ) -> Tensor:
+        """``forward`` for long signals, chunk by chunk in bounded memory (see :mod:`unmix.chunking`).
+
+        Every stage but a BiLSTM model is exact in the kept part of each chunk; ``chunk_seconds=None`` is exactly
+        ``forward``. Shapes as in ``forward``.
+        """
+        from unmix.chunking import separate_chunked
+
+        return separate_chunked(self, audio, chunk_seconds, context_seconds)
+
     def separate_to_file(
         self,
         audio_descriptor: str,

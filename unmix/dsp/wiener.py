@@ -55,10 +55,12 @@ def _em_step_stereo(y: Tensor, x: Tensor, power: Tensor, v: Tensor, weight: Tens
     r00 = power[..., 0, :, :].sum(dim=-1, keepdim=True) / w  # (..., J, F, 1) real
     r11 = power[..., 1, :, :].sum(dim=-1, keepdim=True) / w
     r01 = (y[..., 0, :, :] * y[..., 1, :, :].conj()).sum(dim=-1, keepdim=True) / w  # complex
-    c00 = reg + (v * r00).sum(dim=-3)  # (..., F, T)
-    c11 = reg + (v * r11).sum(dim=-3)
+    a = (v * r00).sum(dim=-3)  # (..., F, T): the mixture covariance without regulariser is [[a, c01], [c01*, d]]
+    d = (v * r11).sum(dim=-3)
     c01 = (v * r01).sum(dim=-3)
-    det = c00 * c11 - (c01.real.square() + c01.imag.square())
+    # its determinant a*d - |c01|^2 is >= 0 in exact arithmetic; clamping the rounding keeps det >= reg^2 > 0
+    det = (a * d - (c01.real.square() + c01.imag.square())).clamp_min(0) + reg * (a + d) + reg * reg
+    c00, c11 = a + reg, d + reg
     x0, x1 = x[..., 0, :, :], x[..., 1, :, :]
     z0 = (c11 * x0 - c01 * x1) / det
     z1 = (c00 * x1 - c01.conj() * x0) / det
