@@ -121,7 +121,14 @@ class Separator(nn.Module):
             )
         mix_stft = self.stft(audio)  # (B, C, F, N) complex
         estimates = self.filter(self.estimate_spectrograms(mix_stft), mix_stft)
-        return self.stft.inverse(estimates, length=audio.shape[-1])
+        del mix_stft
+        if torch.is_grad_enabled():
+            return self.stft.inverse(estimates, length=audio.shape[-1])
+        # inference: one target at a time keeps the inverse STFT's frame buffers small
+        out = audio.new_empty(estimates.shape[:3] + (audio.shape[-1],))
+        for j in range(estimates.shape[1]):
+            out[:, j] = self.stft.inverse(estimates[:, j], length=audio.shape[-1])
+        return out
 
     def estimate_spectrograms(self, mix_stft: Tensor) -> Tensor:
         """Run every target model on the mixture magnitude.
@@ -135,9 +142,14 @@ class Separator(nn.Module):
         mag = mix_stft.abs()
         if self.nb_channels == 1:
             mag = mag.mean(dim=1, keepdim=True)
-        outputs = [model(mag) for model in self.target_models.values()]
-        logits = [bool(getattr(model, "output_logits", False)) for model in self.target_models.values()]
-        spectrograms = torch.stack(outputs, dim=1)
+        models = list(self.target_models.values())
+        logits = [bool(getattr(model, "output_logits", False)) for model in models]
+        first = models[0](mag)
+        spectrograms = first.new_empty((first.shape[0], len(models)) + first.shape[1:])
+        spectrograms[:, 0] = first
+        del first
+        for j, model in enumerate(models[1:], start=1):
+            spectrograms[:, j] = model(mag)
         if any(logits):
             if not all(logits):
                 raise ValueError("either every target model outputs logits (softmax U-Net) or none does")
@@ -165,8 +177,10 @@ class Separator(nn.Module):
         spectrograms = zero_extend(spectrograms, nb_bins)
         nb_frames = mix_stft.shape[-1]
         win = self.wiener_win_len or nb_frames
-        blocks = [
-            wiener_filter(
+        starts = range(0, nb_frames, win)
+
+        def block(start: int) -> Tensor:
+            return wiener_filter(
                 spectrograms[..., start : start + win],
                 mix_stft[..., start : start + win],
                 iterations=self.niter,
@@ -175,9 +189,16 @@ class Separator(nn.Module):
                 alpha=self.alpha,
                 eps=self.wiener_eps,
             )
-            for start in range(0, nb_frames, win)
-        ]
-        return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-1)
+
+        if torch.is_grad_enabled() or len(starts) == 1:
+            blocks = [block(start) for start in starts]
+            return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-1)
+        # inference: write blocks into one buffer instead of concatenating copies
+        nb_sources = spectrograms.shape[1] + int(self.residual)
+        out = mix_stft.new_empty((mix_stft.shape[0], nb_sources) + mix_stft.shape[1:])
+        for start in starts:
+            out[..., start : start + win] = block(start)
+        return out
 
     def to_dict(self, estimates: Tensor, aggregate_dict: Mapping[str, Sequence[str]] | None = None) -> dict[str, Tensor]:
         """Name the estimates.

@@ -29,6 +29,7 @@ from unmix.data.base import (
     DatasetError,
     check_positive,
     crop_to_shortest,
+    normalize_targets,
     random_start,
     seconds_to_frames,
 )
@@ -114,6 +115,17 @@ class MUSDBDataset(BaseDataset):
         check_positive("seq_duration", seq_duration)
         if samples_per_track < 1:
             raise DatasetError(f"samples_per_track must be >= 1, got {samples_per_track}")
+        names, _ = normalize_targets(targets)
+        unknown = [name for name in names if name not in MUSDB_SOURCES and name not in DERIVED_TARGETS]
+        if unknown:
+            raise TargetNotFoundError(
+                f"unknown MUSDB target(s) {unknown}; choose from {list(MUSDB_SOURCES) + list(DERIVED_TARGETS)}"
+            )
+        if random_track_mix and not (split == "train" and seq_duration is not None):
+            raise DatasetError(
+                "random_track_mix needs random chunks (split='train' and a seq_duration); "
+                f"got split={split!r}, seq_duration={seq_duration}"
+            )
         self.root = Path(root)
         if not self.root.is_dir():
             raise DatasetError(f"MUSDB root '{self.root}' is not a folder; pass the folder holding train/ and test/")
@@ -126,16 +138,6 @@ class MUSDBDataset(BaseDataset):
         self.tracks = self._list_tracks(valid_tracks)
         sample_rate = self._common_rate()
         super().__init__(sample_rate, targets, seed=seed, deterministic=not self.random_chunks)
-        for name in self.targets:
-            if name not in MUSDB_SOURCES and name not in DERIVED_TARGETS:
-                raise TargetNotFoundError(
-                    f"unknown MUSDB target '{name}'; choose from {list(MUSDB_SOURCES) + list(DERIVED_TARGETS)}"
-                )
-        if self.random_track_mix and not self.random_chunks:
-            raise DatasetError(
-                "random_track_mix needs random chunks (split='train' and a seq_duration); "
-                f"got split={split!r}, seq_duration={seq_duration}"
-            )
 
     @property
     def random_chunks(self) -> bool:
@@ -151,6 +153,8 @@ class MUSDBDataset(BaseDataset):
 
     def _list_tracks(self, valid_tracks: Sequence[str] | None) -> list[_Track]:
         musdb = require("musdb", "train", "unmix.data.MUSDBDataset")
+        if isinstance(valid_tracks, str):
+            valid_tracks = [valid_tracks]
         valid_folder = self.root / "valid"
 
         def load(subset: str) -> Any:
@@ -272,7 +276,7 @@ class MUSDBDataset(BaseDataset):
         needed = {s for name in self.targets for s in DERIVED_TARGETS.get(name, (name,))}
         stems = {source: self._read(track, source, start, nb_frames) for source in MUSDB_SOURCES if source in needed}
         x, *cropped = crop_to_shortest([x, *stems.values()])
-        stems = dict(zip(stems, cropped))
+        stems = dict(zip(stems, cropped, strict=True))
         return x, self.format_target([self._target(name, stems) for name in self.targets])
 
     @staticmethod
