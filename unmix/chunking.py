@@ -65,19 +65,41 @@ def plan_chunks(nb_timesteps: int, core: int, context: int) -> list[Chunk]:
 def chunk_grid(
     separator: nn.Module, nb_timesteps: int, chunk_seconds: float | None, context_seconds: float
 ) -> list[Chunk]:
-    """The chunks :func:`iter_chunks` uses for ``separator`` (one whole-track chunk when ``chunk_seconds`` is None)."""
+    """The chunks :func:`iter_chunks` uses for ``separator`` (one whole-track chunk when ``chunk_seconds`` is None).
+
+    Chunk borders are STFT frames. With Wiener blocks (and no segmented model) the kept cores end in the middle of a
+    block, so a chunk needs only half a block plus two frames of context around its core for the block that straddles
+    each border to be complete and computed from frames untouched by the chunk's edge padding; the block grid itself
+    is kept through ``frame_offset``. Segmented models (U-Net) put the borders on the segment grid and need a whole
+    segment plus one STFT frame of context.
+    """
     if chunk_seconds is None or chunk_seconds <= 0:
         return [Chunk(0, nb_timesteps, 0, nb_timesteps)]
-    unit = alignment_frames(separator) * int(separator.stft.n_hop)  # samples between admissible borders
+    hop, n_fft = int(separator.stft.n_hop), int(separator.stft.n_fft)
     rate = float(separator.sample_rate)
-    core = max(1, round(chunk_seconds * rate / unit)) * unit
-    # the grid unit next to a core (a Wiener block or U-Net segment) must be complete and computed from untouched
-    # STFT frames, and the inverse STFT of the core's first and last samples reaches n_fft/2 into it
-    min_context = unit + int(separator.stft.n_fft)
-    context = max(math.ceil(context_seconds * rate / unit), math.ceil(min_context / unit)) * unit
-    if nb_timesteps <= core + context:
+    align = alignment_frames(separator)
+    edge = -(-n_fft // (2 * hop)) + 1  # frames near a chunk edge that see padding, plus one
+    wanted = math.ceil(context_seconds * rate / hop)
+    core = max(1, round(chunk_seconds * rate / hop / align)) * align
+    if any(int(getattr(m, "segment_frames", 1) or 1) > 1 for m in separator.target_models.values()):
+        first = 0
+        context = max(math.ceil(wanted / align), math.ceil((align + n_fft // hop + 1) / align)) * align
+    else:
+        first = align // 2
+        context = max(wanted, align // 2 + edge)
+    nb_frames = nb_timesteps // hop + 1
+    if nb_frames <= first + core + context:
         return [Chunk(0, nb_timesteps, 0, nb_timesteps)]
-    return plan_chunks(nb_timesteps, core, context)
+    borders = [0] + list(range(first + core, nb_frames, core))
+    chunks = []
+    for k, begin in enumerate(borders):
+        end = borders[k + 1] if k + 1 < len(borders) else None
+        core_start = begin * hop
+        core_stop = nb_timesteps if end is None else end * hop
+        start = max(0, (begin - context) * hop)
+        stop = nb_timesteps if end is None else min(nb_timesteps, (end + context) * hop)
+        chunks.append(Chunk(start, stop, core_start, core_stop))
+    return chunks
 
 
 def iter_chunks(
@@ -103,7 +125,7 @@ def iter_chunks(
         audio = read(chunk.start, chunk.stop)
         if audio.shape[-1] != chunk.stop - chunk.start:
             raise ValueError(f"reader returned {audio.shape[-1]} samples for [{chunk.start}, {chunk.stop})")
-        estimates = separator(audio)
+        estimates = separator(audio, frame_offset=chunk.start // int(separator.stft.n_hop))
         yield chunk, estimates[..., chunk.core_start - chunk.start : chunk.core_stop - chunk.start]
 
 

@@ -45,3 +45,7 @@ class CheckpointFormatError(UnmixError, ValueError):
 
 class MissingDependencyError(UnmixError, ImportError):
     """An optional dependency is needed for the requested feature but is not installed."""
+
+
+class DatasetError(UnmixError, ValueError):
+    """A dataset is configured wrongly or finds no usable audio (empty folder, unknown name, bad argument)."""

@@ -111,16 +111,20 @@ class Separator(nn.Module):
         self.eval()
         return self
 
-    def forward(self, audio: Tensor) -> Tensor:
+    def forward(self, audio: Tensor, frame_offset: int = 0) -> Tensor:
         """Separate ``audio`` ``(nb_samples, nb_channels, nb_timesteps)`` into
-        ``(nb_samples, nb_targets[+1], nb_channels, nb_timesteps)``."""
+        ``(nb_samples, nb_targets[+1], nb_channels, nb_timesteps)``.
+
+        ``frame_offset`` is the index of the first STFT frame within a longer signal (chunked separation); Wiener
+        blocks are placed on that signal's block grid.
+        """
         if audio.dim() != 3:
             raise ValueError(
                 f"audio must be (nb_samples, nb_channels, nb_timesteps), got shape {tuple(audio.shape)}; "
                 "add the missing axes, e.g. audio[None] for one stereo signal"
             )
         mix_stft = self.stft(audio)  # (B, C, F, N) complex
-        estimates = self.filter(self.estimate_spectrograms(mix_stft), mix_stft)
+        estimates = self.filter(self.estimate_spectrograms(mix_stft), mix_stft, frame_offset)
         del mix_stft
         if torch.is_grad_enabled():
             return self.stft.inverse(estimates, length=audio.shape[-1])
@@ -157,12 +161,13 @@ class Separator(nn.Module):
             spectrograms = torch.softmax(spectrograms, dim=1) * mag[:, None, :, :nb_bins]
         return spectrograms
 
-    def filter(self, spectrograms: Tensor, mix_stft: Tensor) -> Tensor:
+    def filter(self, spectrograms: Tensor, mix_stft: Tensor, frame_offset: int = 0) -> Tensor:
         """Turn target magnitudes into complex estimates (masks, residual, Wiener EM).
 
         Args:
             spectrograms: ``(nb_samples, nb_targets, nb_model_channels, nb_model_bins, nb_frames)``.
             mix_stft: complex mixture ``(nb_samples, nb_channels, nb_bins, nb_frames)``.
+            frame_offset: index of the first frame on the Wiener block grid (chunked separation).
 
         Returns:
             Complex estimates ``(nb_samples, nb_targets[+1], nb_channels, nb_bins, nb_frames)``.
@@ -177,12 +182,14 @@ class Separator(nn.Module):
         spectrograms = zero_extend(spectrograms, nb_bins)
         nb_frames = mix_stft.shape[-1]
         win = self.wiener_win_len or nb_frames
-        starts = range(0, nb_frames, win)
+        first = (-frame_offset) % win or win  # frames until the next block border of the global grid
+        starts = [0] + list(range(first, nb_frames, win)) if first < nb_frames else [0]
+        stops = starts[1:] + [nb_frames]
 
-        def block(start: int) -> Tensor:
+        def block(start: int, stop: int) -> Tensor:
             return wiener_filter(
-                spectrograms[..., start : start + win],
-                mix_stft[..., start : start + win],
+                spectrograms[..., start:stop],
+                mix_stft[..., start:stop],
                 iterations=self.niter,
                 softmask=self.softmask,
                 residual=self.residual,
@@ -191,13 +198,13 @@ class Separator(nn.Module):
             )
 
         if torch.is_grad_enabled() or len(starts) == 1:
-            blocks = [block(start) for start in starts]
+            blocks = [block(start, stop) for start, stop in zip(starts, stops)]
             return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-1)
         # inference: write blocks into one buffer instead of concatenating copies
         nb_sources = spectrograms.shape[1] + int(self.residual)
         out = mix_stft.new_empty((mix_stft.shape[0], nb_sources) + mix_stft.shape[1:])
-        for start in starts:
-            out[..., start : start + win] = block(start)
+        for start, stop in zip(starts, stops):
+            out[..., start:stop] = block(start, stop)
         return out
 
     def to_dict(self, estimates: Tensor, aggregate_dict: Mapping[str, Sequence[str]] | None = None) -> dict[str, Tensor]:

@@ -24,11 +24,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from unmix.errors import UnmixError
-
-
-class DatasetError(UnmixError, ValueError):
-    """A dataset is configured wrongly or finds no usable audio (empty folder, unknown name, bad argument)."""
+from unmix.errors import DatasetError
 
 
 def normalize_targets(targets: str | Sequence[str], what: str = "targets") -> tuple[tuple[str, ...], bool]:
