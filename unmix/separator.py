@@ -40,6 +40,8 @@ class Separator(nn.Module):
         mask_extension: Spleeter's ratio-mask path: ``"zeros"`` or ``"average"`` extension of the masks above the
             model bins, with Spleeter's epsilon spread; used when ``niter == 0``.
         wiener_eps: regulariser of the masks and of the EM.
+        outputs: names of the sources to return (default: every target, then the residual). Every model still runs:
+            masks and the Wiener filter couple the targets (Spleeter outputs a subset of its instruments this way).
 
     Shape:
         - input: ``(nb_samples, nb_channels, nb_timesteps)``
@@ -62,6 +64,7 @@ class Separator(nn.Module):
         stft: nn.Module | None = None,
         mask_extension: str | None = None,
         wiener_eps: float = 1e-10,
+        outputs: Sequence[str] | None = None,
     ) -> None:
         super().__init__()
         if len(target_models) == 0:
@@ -92,12 +95,24 @@ class Separator(nn.Module):
         self.mask_extension = mask_extension
         self.wiener_eps = float(wiener_eps)
         self.stft = stft if stft is not None else TorchSTFT(n_fft, n_hop, center=True)
+        every = self.sources
+        selected = every if outputs is None else [outputs] if isinstance(outputs, str) else list(outputs)
+        unknown = [name for name in selected if name not in every]
+        if unknown or not selected:
+            raise TargetNotFoundError(f"unknown output(s) {unknown or selected}; the separator has {every}")
+        self.output_indices = [every.index(name) for name in selected]
+
+    @property
+    def sources(self) -> list[str]:
+        """Names of every source the filter produces, in order (the residual last)."""
+        names = list(self.target_models)
+        return names + [self.residual_name] if self.residual else names
 
     @property
     def targets(self) -> list[str]:
-        """Names of the outputs, in order (the residual last)."""
-        names = list(self.target_models)
-        return names + [self.residual_name] if self.residual else names
+        """Names of the outputs of ``forward``, in order."""
+        every = self.sources
+        return [every[k] for k in self.output_indices]
 
     @property
     def nb_targets(self) -> int:
@@ -126,6 +141,8 @@ class Separator(nn.Module):
         mix_stft = self.stft(audio)  # (B, C, F, N) complex
         estimates = self.filter(self.estimate_spectrograms(mix_stft), mix_stft, frame_offset)
         del mix_stft
+        if len(self.output_indices) != estimates.shape[1]:
+            estimates = estimates[:, self.output_indices]
         if torch.is_grad_enabled():
             return self.stft.inverse(estimates, length=audio.shape[-1])
         # inference: one target at a time keeps the inverse STFT's frame buffers small

@@ -155,3 +155,15 @@ def test_cuda_matches_cpu():
         gpu = sep.to("cuda")(audio.to("cuda"))
     assert gpu.device.type == "cuda"
     assert torch.allclose(cpu, gpu.cpu(), atol=1e-4)
+
+
+def test_outputs_select_sources_after_joint_filtering():
+    full = tiny_separator(niter=1, residual=True)
+    part = tiny_separator(niter=1, residual=True, outputs=["residual", "vocals"])
+    assert part.targets == ["residual", "vocals"] and part.sources == ["vocals", "drums", "residual"]
+    audio = torch.rand(1, 2, 1500)
+    with torch.no_grad():
+        a, b = full(audio), part(audio)
+    assert torch.allclose(b[:, 0], a[:, 2]) and torch.allclose(b[:, 1], a[:, 0])
+    with pytest.raises(TargetNotFoundError, match="guitar"):
+        tiny_separator(outputs=["guitar"])
