@@ -1,0 +1,1 @@
+"""Command-line front ends (argparse only): ``unmix <command> ...``; see :func:`unmix.cli.main.main`."""
