@@ -115,6 +115,12 @@ def output_paths(
     return paths
 
 
+def input_channels(separator: nn.Module, file_channels: int) -> int:
+    """Channels to feed ``separator``: its own, except that a one-channel model keeps mono mono and stereo stereo."""
+    model_channels = int(separator.nb_channels)
+    return min(max(file_channels, 1), 2) if model_channels == 1 else model_channels
+
+
 def load_mixture(
     separator: nn.Module,
     audio_descriptor: Any,
@@ -145,12 +151,14 @@ def load_mixture(
     """
     adapter = audio_adapter if audio_adapter is not None else get_default_audio_adapter()
     waveform, rate = adapter.load(audio_descriptor, offset=offset or None, duration=duration)
-    model_channels = int(separator.nb_channels)
-    if model_channels == 1:
-        file_channels = waveform.shape[1] if np.ndim(waveform) == 2 else 1
-        model_channels = min(max(file_channels, 1), 2)
+    file_channels = waveform.shape[1] if np.ndim(waveform) == 2 else 1
     prepared = prepare_waveform(
-        waveform, rate, float(separator.sample_rate), model_channels, downmix=downmix, source=str(audio_descriptor)
+        waveform,
+        rate,
+        float(separator.sample_rate),
+        input_channels(separator, file_channels),
+        downmix=downmix,
+        source=str(audio_descriptor),
     )
     return prepared.astype(np.float32, copy=False)
 

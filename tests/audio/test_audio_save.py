@@ -179,7 +179,7 @@ def test_unwritable_output_folder(adapter, tmp_path, signals, monkeypatch):
             def refuse(*args, **kwargs):
                 raise PermissionError(13, "Permission denied", str(folder))
 
-            monkeypatch.setattr(unmix.utils.atomic.tempfile, "mkstemp", refuse)
+            monkeypatch.setattr(unmix.utils.atomic.os, "open", refuse)
         with pytest.raises(AudioIOError, match="Permission denied") as info:
             adapter.save(folder / "out.wav", signals.noise(10), RATE)
         assert "out.wav" in str(info.value) and "permissions" in str(info.value)
@@ -219,3 +219,14 @@ def test_mp3_limits_are_clear_errors_not_silent_conversions(adapter, tmp_path, s
         adapter.save(tmp_path / "high.mp3", signals.noise(1000, 2), 96000)
     assert str(tmp_path / "high.mp3") in str(info.value)  # the destination, not the temporary file, is named
     assert _leftovers(tmp_path) == []
+
+
+def test_written_files_get_the_umask_permissions(adapter, tmp_path, signals):
+    import os
+
+    old = os.umask(0o022)
+    try:
+        adapter.save(tmp_path / "perm.wav", signals.noise(10), RATE)
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE((tmp_path / "perm.wav").stat().st_mode) == 0o644

@@ -292,7 +292,7 @@ def decode(path: Path, offset: float | None = None, duration: float | None = Non
 
 def encode(
     path: Path,
-    data: np.ndarray,
+    data: np.ndarray | Path,
     sample_rate: int,
     encoder: str,
     container: str,
@@ -303,7 +303,8 @@ def encode(
 
     Args:
         path: output file; overwritten.
-        data: float samples of shape ``(nb_timesteps, nb_channels)``.
+        data: float samples of shape ``(nb_timesteps, nb_channels)``, or the path of an audio file to transcode
+            (streamed by ffmpeg, so long files need no memory here).
         sample_rate: sampling rate in Hz.
         encoder: ffmpeg audio encoder, e.g. ``"aac"``.
         container: ffmpeg output format (muxer), e.g. ``"ipod"`` for ``.m4a``.
@@ -314,12 +315,19 @@ def encode(
         MissingDependencyError: ffmpeg is not installed.
         AudioIOError: ffmpeg failed (unsupported channel count for the codec, bad bitrate, full disk...).
     """
-    pcm = np.ascontiguousarray(data, dtype="<f4")
     executable = ffmpeg_executable(f"Writing '{(display_path or path).name}' as {container}")
     argv = [executable, "-nostdin", "-hide_banner", "-loglevel", "error"]
-    argv += ["-f", "f32le", "-ar", str(sample_rate), "-ac", str(pcm.shape[1]), "-i", "pipe:0"]
+    if isinstance(data, Path):
+        import soundfile
+
+        nb_channels, stdin = soundfile.info(str(data)).channels, None
+        argv += ["-i", _url(data)]
+    else:
+        pcm = np.ascontiguousarray(data, dtype="<f4")
+        nb_channels, stdin = pcm.shape[1], pcm.tobytes()
+        argv += ["-f", "f32le", "-ar", str(sample_rate), "-ac", str(nb_channels), "-i", "pipe:0"]
     # output -ar/-ac stop ffmpeg from silently resampling or remixing when the encoder cannot take the input
-    argv += ["-c:a", encoder, "-strict", "-2", "-ar", str(sample_rate), "-ac", str(pcm.shape[1])]
+    argv += ["-c:a", encoder, "-strict", "-2", "-ar", str(sample_rate), "-ac", str(nb_channels)]
     if bitrate:
         argv += ["-b:a", str(bitrate)]
     argv += ["-map_metadata", "-1", "-y", "-f", container, _url(path)]
@@ -327,4 +335,4 @@ def encode(
         "Check the bitrate (e.g. '128k'), that the codec supports this channel count and sample rate "
         "(mp3: at most 2 channels and rates up to 48 kHz), and that the disk is not full"
     )
-    _run(argv, display_path or path, f"encode ({encoder}) to", stdin=pcm.tobytes(), fix=fix)
+    _run(argv, display_path or path, f"encode ({encoder}) to", stdin=stdin, fix=fix)

@@ -27,17 +27,20 @@ from torch import nn
 
 from unmix.audio import AudioAdapter, Codec, ffmpeg_available, get_default_audio_adapter
 from unmix.audio.adapter import SOUNDFILE_SUFFIXES
+from unmix.chunking import chunk_grid
 from unmix.errors import AudioIOError, ModelNotFoundError, UnmixError
 from unmix.files import (
     aggregate_sources,
     check_aggregate,
     check_filename_format,
+    input_channels,
     load_mixture,
     output_paths,
     separate_waveform,
     write_queue,
     write_sources,
 )
+from unmix.streaming import ChunkReader, stream_separate
 from unmix.utils.logging import LOGGER_NAME, enable_logging
 
 logger = logging.getLogger(__name__)
@@ -150,6 +153,11 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
     run_group.add_argument("--device", default=None, help="torch device, e.g. cpu, cuda, cuda:1 (default: cuda "
                            "when available)")
     run_group.add_argument("--no-cuda", action="store_true", help="do not use CUDA even when available")
+    run_group.add_argument("--chunk-seconds", type=_number(float, 0), default=30.0, metavar="SECONDS",
+                           help="separate long files in chunks of about this length, reading and writing them "
+                           "piecewise (bounded memory); 0 separates the whole file at once (default 30)")
+    run_group.add_argument("--context-seconds", type=_number(float, 0), default=5.0, metavar="SECONDS",
+                           help="audio separated around each chunk and dropped (default 5)")
     run_group.add_argument("-v", "--verbose", action="count", default=0,
                            help="more messages (-v: progress details, -vv: debug and tracebacks)")
     run_group.add_argument("-q", "--quiet", action="store_true", help="errors only, no progress bar")
@@ -173,6 +181,9 @@ class Settings:
     aggregate: dict[str, list[str]] | None
     codec: str
     bitrate: str
+    chunk_seconds: float | None = None
+    context_seconds: float = 5.0
+    progress: bool = False
 
 
 def separate_file(
@@ -184,7 +195,10 @@ def separate_file(
     Returns:
         The futures of the queued writes (``result()`` raises a write error).
     """
-    waveform = load_mixture(separator, job.source, adapter, settings.offset, settings.duration, settings.downmix)
+    default = type(adapter) is type(get_default_audio_adapter())
+    reader = streaming_reader(separator, job.source, settings) if default else None
+    if reader is None:
+        waveform = load_mixture(separator, job.source, adapter, settings.offset, settings.duration, settings.downmix)
     for folder in {path.parent for path in job.outputs.values()}:
         try:
             folder.mkdir(parents=True, exist_ok=True)
@@ -192,8 +206,28 @@ def separate_file(
             raise AudioIOError(
                 f"cannot create the output folder '{folder}' ({err.strerror or err}); choose another --outdir"
             ) from err
+    if reader is not None:
+        stream_separate(separator, reader, job.outputs, settings.codec, settings.bitrate, settings.aggregate,
+                        settings.chunk_seconds, settings.context_seconds, settings.progress)
+        return []
     sources = aggregate_sources(separate_waveform(separator, waveform), settings.aggregate)
     return write_sources(separator, sources, job.outputs, adapter, settings.codec, settings.bitrate)
+
+
+def streaming_reader(separator: nn.Module, source: Path, settings: Settings) -> ChunkReader | None:
+    """A chunk reader when ``source`` is long enough to be separated in chunks and soundfile can seek in it."""
+    if not settings.chunk_seconds:
+        return None
+    try:
+        import soundfile
+
+        channels = soundfile.info(str(source)).channels
+        reader = ChunkReader(source, float(separator.sample_rate), input_channels(separator, channels),
+                             settings.offset, settings.duration, settings.downmix)
+    except Exception:  # noqa: BLE001 - not seekable by soundfile: the whole-file path reports real errors
+        return None
+    grid = chunk_grid(separator, reader.length, settings.chunk_seconds, settings.context_seconds)
+    return reader if len(grid) > 1 else None
 
 
 class _Reporter:
@@ -362,7 +396,8 @@ def _run(args: argparse.Namespace) -> int:
         return 1
     logger.info("model %s: targets %s at %g Hz on %s", args.model, names, separator.sample_rate, device)
     jobs = plan_jobs(files, names, args, report)
-    settings = Settings(args.offset, args.duration, args.downmix, args.aggregate, args.codec, args.bitrate)
+    settings = Settings(args.offset, args.duration, args.downmix, args.aggregate, args.codec, args.bitrate,
+                        args.chunk_seconds or None, args.context_seconds, not args.quiet)
     _process(separator, jobs, settings, args, report)
     return 1 if report.failures else 0
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import tempfile
+import secrets
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -30,9 +30,7 @@ def atomic_path(path: str | os.PathLike[str], suffix: str | None = None) -> Iter
     """
     dest = Path(path)
     suffix = dest.suffix if suffix is None else suffix
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{dest.stem}.", suffix=f".part{suffix}", dir=dest.parent)
-    os.close(fd)
-    tmp = Path(tmp_name)
+    tmp = _create_temporary(dest.parent, f".{dest.stem}.", f".part{suffix}")
     try:
         yield tmp
         os.replace(tmp, dest)
@@ -40,6 +38,21 @@ def atomic_path(path: str | os.PathLike[str], suffix: str | None = None) -> Iter
         with contextlib.suppress(OSError):
             tmp.unlink()
         raise
+
+
+def _create_temporary(folder: Path, prefix: str, suffix: str) -> Path:
+    """Create an empty file with a fresh name in ``folder``, with the permissions the umask gives new files.
+
+    (``tempfile.mkstemp`` would create it readable by its owner only, and the rename would keep that.)
+    """
+    for _ in range(100):
+        candidate = folder / f"{prefix}{secrets.token_hex(4)}{suffix}"
+        try:
+            os.close(os.open(candidate, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except FileExistsError:
+            continue
+        return candidate
+    raise FileExistsError(f"could not create a temporary file in {folder}")
 
 
 def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> None:
