@@ -167,3 +167,21 @@ def test_outputs_select_sources_after_joint_filtering():
     assert torch.allclose(b[:, 0], a[:, 2]) and torch.allclose(b[:, 1], a[:, 0])
     with pytest.raises(TargetNotFoundError, match="guitar"):
         tiny_separator(outputs=["guitar"])
+
+
+@pytest.mark.parametrize("nb_channels,unidirectional", [(1, False), (2, False), (2, True)])
+def test_folded_inference_path_equals_training_graph(nb_channels, unidirectional):
+    model = OpenUnmix(nb_bins=65, nb_channels=nb_channels, hidden_size=16, nb_layers=2, max_bin=40,
+                      unidirectional=unidirectional, input_mean=torch.rand(65), input_scale=torch.rand(65) + 0.5)
+    for bn in (model.bn1, model.bn2, model.bn3):
+        bn.running_mean.normal_()
+        bn.running_var.uniform_(0.5, 2)
+        torch.nn.init.normal_(bn.weight)
+    torch.nn.init.normal_(model.output_scale)
+    torch.nn.init.normal_(model.output_mean)
+    model.eval()
+    x = torch.rand(2, nb_channels, 65, 30)
+    with torch.no_grad():
+        folded = model(x)
+    reference = model(x)  # grad mode: the layer-by-layer graph
+    assert torch.allclose(folded, reference.detach(), atol=1e-5, rtol=1e-5)
