@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 
 from unmix.dsp.masks import MASK_EXTENSIONS, extend_masks, ratio_masks, zero_extend
-from unmix.dsp.stft import TorchSTFT
+from unmix.dsp.stft import TorchSTFT, overlap_add
 from unmix.dsp.wiener import wiener_filter
 from unmix.errors import TargetNotFoundError
 
@@ -139,17 +139,31 @@ class Separator(nn.Module):
                 "add the missing axes, e.g. audio[None] for one stereo signal"
             )
         mix_stft = self.stft(audio)  # (B, C, F, N) complex
-        estimates = self.filter(self.estimate_spectrograms(mix_stft), mix_stft, frame_offset)
-        del mix_stft
+        spectrograms = self.estimate_spectrograms(mix_stft)
+        if not torch.is_grad_enabled() and hasattr(self.stft, "synthesis_frames"):
+            return self._filter_and_invert(spectrograms, mix_stft, frame_offset, audio.shape[-1])
+        estimates = self.filter(spectrograms, mix_stft, frame_offset)
         if len(self.output_indices) != estimates.shape[1]:
             estimates = estimates[:, self.output_indices]
-        if torch.is_grad_enabled():
-            return self.stft.inverse(estimates, length=audio.shape[-1])
-        # inference: one target at a time keeps the inverse STFT's frame buffers small
-        out = audio.new_empty(estimates.shape[:3] + (audio.shape[-1],))
-        for j in range(estimates.shape[1]):
-            out[:, j] = self.stft.inverse(estimates[:, j], length=audio.shape[-1])
-        return out
+        return self.stft.inverse(estimates, length=audio.shape[-1])
+
+    def _filter_and_invert(self, spectrograms: Tensor, mix_stft: Tensor, frame_offset: int, length: int) -> Tensor:
+        """Inference: filter one Wiener block at a time and overlap-add its frames straight into the output, so the
+        complex estimates of the whole signal never exist at once."""
+        nb_frames = mix_stft.shape[-1]
+        n_fft, n_hop = int(self.stft.n_fft), int(self.stft.n_hop)
+        summed = None
+        for start, stop in self._blocks(nb_frames, frame_offset):
+            estimates = self._filter_block(spectrograms[..., start:stop], mix_stft[..., start:stop])
+            if len(self.output_indices) != estimates.shape[1]:
+                estimates = estimates[:, self.output_indices]
+            frames = self.stft.synthesis_frames(estimates)  # (B, J, C, n_fft, stop - start)
+            del estimates
+            if summed is None:
+                summed = frames.new_zeros(frames.shape[:3] + (n_fft + n_hop * (nb_frames - 1),))
+            piece = overlap_add(frames.reshape((-1,) + frames.shape[-2:]), n_hop)
+            summed[..., start * n_hop : start * n_hop + piece.shape[-1]] += piece.reshape(frames.shape[:3] + (-1,))
+        return self.stft.finish(summed, nb_frames, length)
 
     def estimate_spectrograms(self, mix_stft: Tensor) -> Tensor:
         """Run every target model on the mixture magnitude.
@@ -179,7 +193,7 @@ class Separator(nn.Module):
         return spectrograms
 
     def filter(self, spectrograms: Tensor, mix_stft: Tensor, frame_offset: int = 0) -> Tensor:
-        """Turn target magnitudes into complex estimates (masks, residual, Wiener EM).
+        """Turn target magnitudes into complex estimates (masks, residual, Wiener EM), block by block.
 
         Args:
             spectrograms: ``(nb_samples, nb_targets, nb_model_channels, nb_model_bins, nb_frames)``.
@@ -189,6 +203,21 @@ class Separator(nn.Module):
         Returns:
             Complex estimates ``(nb_samples, nb_targets[+1], nb_channels, nb_bins, nb_frames)``.
         """
+        blocks = [
+            self._filter_block(spectrograms[..., start:stop], mix_stft[..., start:stop])
+            for start, stop in self._blocks(mix_stft.shape[-1], frame_offset)
+        ]
+        return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-1)
+
+    def _blocks(self, nb_frames: int, frame_offset: int = 0) -> list[tuple[int, int]]:
+        """``(start, stop)`` frames of the Wiener blocks, on the block grid of the whole signal."""
+        win = self.wiener_win_len or nb_frames
+        first = (-frame_offset) % win or win  # frames until the next border of the global grid
+        starts = [0] + list(range(first, nb_frames, win)) if first < nb_frames else [0]
+        return list(zip(starts, starts[1:] + [nb_frames]))
+
+    def _filter_block(self, spectrograms: Tensor, mix_stft: Tensor) -> Tensor:
+        """Estimates of one block of frames (all of a signal, or one Wiener block)."""
         nb_bins = mix_stft.shape[-2]
         if self.niter == 0 and self.mask_extension is not None:
             masks = ratio_masks(spectrograms, self.alpha, self.wiener_eps, spread_eps=True)
@@ -196,33 +225,15 @@ class Separator(nn.Module):
             if self.residual:
                 estimates = torch.cat([estimates, (mix_stft - estimates.sum(dim=1)).unsqueeze(1)], dim=1)
             return estimates
-        spectrograms = zero_extend(spectrograms, nb_bins)
-        nb_frames = mix_stft.shape[-1]
-        win = self.wiener_win_len or nb_frames
-        first = (-frame_offset) % win or win  # frames until the next block border of the global grid
-        starts = [0] + list(range(first, nb_frames, win)) if first < nb_frames else [0]
-        stops = starts[1:] + [nb_frames]
-
-        def block(start: int, stop: int) -> Tensor:
-            return wiener_filter(
-                spectrograms[..., start:stop],
-                mix_stft[..., start:stop],
-                iterations=self.niter,
-                softmask=self.softmask,
-                residual=self.residual,
-                alpha=self.alpha,
-                eps=self.wiener_eps,
-            )
-
-        if torch.is_grad_enabled() or len(starts) == 1:
-            blocks = [block(start, stop) for start, stop in zip(starts, stops)]
-            return blocks[0] if len(blocks) == 1 else torch.cat(blocks, dim=-1)
-        # inference: write blocks into one buffer instead of concatenating copies
-        nb_sources = spectrograms.shape[1] + int(self.residual)
-        out = mix_stft.new_empty((mix_stft.shape[0], nb_sources) + mix_stft.shape[1:])
-        for start, stop in zip(starts, stops):
-            out[..., start:stop] = block(start, stop)
-        return out
+        return wiener_filter(
+            zero_extend(spectrograms, nb_bins),
+            mix_stft,
+            iterations=self.niter,
+            softmask=self.softmask,
+            residual=self.residual,
+            alpha=self.alpha,
+            eps=self.wiener_eps,
+        )
 
     def to_dict(self, estimates: Tensor, aggregate_dict: Mapping[str, Sequence[str]] | None = None) -> dict[str, Tensor]:
         """Name the estimates.

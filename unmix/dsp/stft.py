@@ -66,19 +66,27 @@ class TorchSTFT(nn.Module):
         Weighted overlap-add (``irfft``, synthesis window, division by the summed squared window), the same
         estimate as ``torch.istft`` but without its intermediate copies.
         """
-        shape = spec.shape
-        nb_frames = shape[-1]
+        frames = self.synthesis_frames(spec)
+        summed = overlap_add(frames.reshape((-1,) + frames.shape[-2:]), self.n_hop)
+        return self.finish(summed.reshape(frames.shape[:-2] + summed.shape[-1:]), spec.shape[-1], length)
+
+    def synthesis_frames(self, spec: Tensor) -> Tensor:
+        """Windowed time frames ``(..., n_fft, nb_frames)`` of ``spec`` ``(..., nb_bins, nb_frames)``, to be
+        overlap-added (the inverse STFT in pieces: blocks of frames can be added into one buffer)."""
         window = self.window.to(device=spec.device, dtype=spec.real.dtype)
-        frames = torch.fft.irfft(spec.reshape((-1,) + shape[-2:]), n=self.n_fft, dim=-2) * window[:, None]
-        total = self.n_fft + self.n_hop * (nb_frames - 1)
-        audio = overlap_add(frames, self.n_hop)
+        return torch.fft.irfft(spec, n=self.n_fft, dim=-2) * window[:, None]
+
+    def finish(self, summed: Tensor, nb_frames: int, length: int) -> Tensor:
+        """Turn the overlap-added frames ``(..., n_fft + n_hop * (nb_frames - 1))`` into the signal ``(..., length)``."""
+        window = self.window.to(device=summed.device, dtype=summed.dtype)
         envelope = overlap_add(window.square()[None, :, None].expand(1, self.n_fft, nb_frames), self.n_hop)[0]
+        total = summed.shape[-1]
         start = self.n_fft // 2 if self.center else 0
         stop = min(start + length, total)
-        audio = audio[:, start:stop] / envelope[start:stop].clamp_min(1e-11)
+        audio = summed[..., start:stop] / envelope[start:stop].clamp_min(1e-11)
         if stop - start < length:
             audio = torch.nn.functional.pad(audio, (0, length - (stop - start)))
-        return audio.reshape(shape[:-2] + (length,))
+        return audio
 
     def nb_frames(self, nb_timesteps: int) -> int:
         """Number of STFT frames for a signal of ``nb_timesteps`` samples."""
