@@ -147,6 +147,7 @@ def stream_separate(
             for key in groups
         }
         chunks = iter_chunks(separator, reader, reader.length, chunk_seconds, context_seconds)
+        stack.enter_context(torch.inference_mode())
         for _, estimates in tqdm(chunks, total=nb_chunks, desc="chunks", unit="chunk", disable=not progress,
                                  leave=False):
             estimates = estimates[0].cpu()  # (nb_targets, nb_channels, core)

@@ -67,6 +67,23 @@ class SpleeterSTFT(nn.Module):
                           normalized=False, onesided=True, return_complex=True)
         return spec.reshape(shape[:-1] + spec.shape[-2:])
 
+    def _windowed_overlap_add(self, frames: Tensor, window: Tensor) -> Tensor:
+        """Window frames ``(B, nb_frames, n_fft)`` and sum them at hop ``n_hop`` (no normalisation) ->
+        ``(B, (nb_frames - 1) * n_hop + n_fft)``."""
+        batch, nb_frames, _ = frames.shape
+        total = (nb_frames - 1) * self.n_hop + self.n_fft
+        if self.n_fft % self.n_hop:
+            return F.fold((frames * window).transpose(-1, -2), output_size=(1, total), kernel_size=(1, self.n_fft),
+                          stride=(1, self.n_hop)).reshape(batch, total)
+        # n_fft = r * n_hop: multiply-add the r hop-sized pieces of every frame into consecutive output blocks
+        ratio = self.n_fft // self.n_hop
+        pieces = frames.reshape(batch, nb_frames, ratio, self.n_hop)
+        window_pieces = window.reshape(ratio, self.n_hop)
+        out = frames.new_zeros(batch, nb_frames + ratio - 1, self.n_hop)
+        for j in range(ratio):
+            out[:, j:j + nb_frames].addcmul_(pieces[:, :, j], window_pieces[j])
+        return out.reshape(batch, total)
+
     def inverse(self, spec: Tensor, length: int) -> Tensor:
         """Inverse STFT of ``spec`` ``(..., nb_bins, nb_frames)`` -> ``(..., length)``."""
         shape = spec.shape
@@ -79,9 +96,8 @@ class SpleeterSTFT(nn.Module):
             raise ModelLoadingError(f"{nb_frames} frames hold {total - self.n_fft} samples after the {self.n_fft}-"
                                     f"sample prepend, fewer than the requested length {length}")
         window = self._window(spec.real.dtype, spec.device)
-        frames = torch.fft.irfft(spec.reshape((-1,) + shape[-2:]).transpose(-1, -2), n=self.n_fft) * window
-        # (B, nb_frames, n_fft) -> fold wants (B, n_fft, nb_frames)
-        signal = F.fold(frames.transpose(-1, -2), output_size=(1, total), kernel_size=(1, self.n_fft),
-                        stride=(1, self.n_hop))
-        signal = signal.reshape(-1, total)[:, self.n_fft:self.n_fft + length] * WINDOW_COMPENSATION_FACTOR
+        # irfft over a contiguous copy is faster than over the transposed view
+        frames = torch.fft.irfft(spec.reshape((-1,) + shape[-2:]).transpose(-1, -2).contiguous(), n=self.n_fft)
+        signal = self._windowed_overlap_add(frames, window)[:, self.n_fft:self.n_fft + length]
+        signal = signal * WINDOW_COMPENSATION_FACTOR
         return signal.reshape(shape[:-2] + (length,))

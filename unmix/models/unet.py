@@ -14,6 +14,10 @@ The network runs on 512-frame segments of the mixture magnitude in NCHW with ``H
 TensorFlow's "same" padding is reproduced exactly: a stride-2 5x5 conv on an even size pads 1 before and 2 after;
 a stride-2 5x5 transposed conv keeps the full output cropped ``[1 : 1 + 2n]``; the 4x4 dilation-2 conv pads 3/3.
 
+Speed (CPU): weights and activations are kept in ``channels_last`` memory (oneDNN's fast layout), the activations
+run in place, and the two thinnest transposed convolutions use the equivalent polyphase form
+(:func:`polyphase_transposed_conv`); results equal the plain formulation to float rounding.
+
 TensorFlow checkpoint -> state-dict mapping for instrument index ``i`` (TF names use suffix ``""`` for index 0 and
 ``"_n"`` otherwise; TF conv kernels ``[kh, kw, in, out]`` and transposed-conv kernels ``[kh, kw, out, in]`` both
 become torch weights with ``permute(3, 2, 0, 1)``):
@@ -54,21 +58,52 @@ BN_MOMENTUM = 0.01
 
 
 def encoder_activation(name: str | None) -> nn.Module:
-    """Spleeter's conv activation rule: ``"ReLU"``, ``"ELU"``, anything else LeakyReLU(0.2)."""
+    """Spleeter's conv activation rule: ``"ReLU"``, ``"ELU"``, anything else LeakyReLU(0.2).
+
+    Activations run in place: in the U-Net they always act on a fresh tensor nothing else reads (BatchNorm output
+    in the encoder, transposed-conv output in the decoder), which saves an allocation per layer.
+    """
     if name == "ReLU":
-        return nn.ReLU()
+        return nn.ReLU(inplace=True)
     if name == "ELU":
-        return nn.ELU()
-    return nn.LeakyReLU(0.2)
+        return nn.ELU(inplace=True)
+    return nn.LeakyReLU(0.2, inplace=True)
 
 
 def decoder_activation(name: str | None) -> nn.Module:
     """Spleeter's deconv activation rule: ``"LeakyReLU"`` (0.2), ``"ELU"``, anything else ReLU."""
     if name == "LeakyReLU":
-        return nn.LeakyReLU(0.2)
+        return nn.LeakyReLU(0.2, inplace=True)
     if name == "ELU":
-        return nn.ELU()
-    return nn.ReLU()
+        return nn.ELU(inplace=True)
+    return nn.ReLU(inplace=True)
+
+
+def polyphase_transposed_conv(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
+    """TF "same" 5x5 stride-2 transposed convolution as a 3x3 convolution and an interleave (pixel shuffle).
+
+    With the full transposed output cropped to ``[1 : 1 + 2n]``, output ``2m + q`` (per axis) is a correlation of
+    the input at ``m - 1, m, m + 1`` with the taps ``(w3, w1, 0)`` for ``q = 0`` and ``(w4, w2, w0)`` for ``q = 1``.
+
+    Args:
+        x: ``(B, C_in, h, w)``.
+        weight: ``ConvTranspose2d`` weight ``(C_in, C_out, 5, 5)``.
+        bias: ``(C_out,)`` or None.
+
+    Returns:
+        ``(B, C_out, 2h, 2w)``.
+    """
+    cin, cout = weight.shape[:2]
+    taps = torch.tensor([[3, 1, 5], [4, 2, 0]], device=weight.device)  # index 5 is a zero tap
+    padded = F.pad(weight, (0, 1, 0, 1))
+    phases = padded[:, :, taps, :][:, :, :, :, taps]  # (C_in, C_out, qh, kh, qw, kw)
+    # output channels ordered (qh, qw, C_out) so that the interleave below moves whole C_out-vectors
+    kernel = phases.permute(2, 4, 1, 0, 3, 5).reshape(4 * cout, cin, 3, 3)
+    out = F.conv2d(x, kernel, None if bias is None else bias.repeat(4), padding=1)
+    batch, _, height, width = out.shape
+    # (B, h, w, qh, qw, C) -> (B, h, qh, w, qw, C) = (B, 2h, 2w, C), returned as a channels_last (B, C, 2h, 2w)
+    out = out.permute(0, 2, 3, 1).reshape(batch, height, width, 2, 2, cout).permute(0, 1, 3, 2, 4, 5)
+    return out.reshape(batch, 2 * height, 2 * width, cout).permute(0, 3, 1, 2)
 
 
 class _EncoderBlock(nn.Module):
@@ -98,10 +133,17 @@ class _DecoderBlock(nn.Module):
         self.bn = nn.BatchNorm2d(out_channels, eps=BN_EPS, momentum=BN_MOMENTUM)
         self.dropout = nn.Dropout(0.5) if dropout else nn.Identity()
 
+        # On CPU, oneDNN has no fast transposed convolution; for the wide, thin late layers the polyphase form
+        # (one 3x3 convolution to 4 x C_out channels + pixel shuffle) is faster (measured: 1.2x for 64 -> 16
+        # channels, 2.3x for 32 -> 1; slower for the deeper, wider layers).
+        self.polyphase = in_channels * out_channels <= 64 * 16
+
     def forward(self, x: Tensor) -> Tensor:
         """``(B, C_in, h, w)`` -> ``(B, C_out, 2h, 2w)``."""
-        up = self.deconv(x)
-        up = up[:, :, 1:1 + 2 * x.shape[-2], 1:1 + 2 * x.shape[-1]]
+        if self.polyphase and x.device.type == "cpu":
+            up = polyphase_transposed_conv(x, self.deconv.weight, self.deconv.bias)
+        else:
+            up = self.deconv(x)[:, :, 1:1 + 2 * x.shape[-2], 1:1 + 2 * x.shape[-1]]
         return self.dropout(self.bn(self.activation(up)))
 
 
@@ -163,9 +205,12 @@ class UNet(nn.Module):
             _DecoderBlock(ins[k], outs[k], decoder_activation(deconv_activation), dropout=k < 3) for k in range(6)
         )
         self.mask = nn.Conv2d(1, self.nb_channels, kernel_size=4, dilation=2, padding=3)
+        # channels_last runs the CPU (oneDNN) convolutions and transposed convolutions about 1.5x faster
+        self.to(memory_format=torch.channels_last)
 
     def segments(self, x: Tensor) -> Tensor:
         """Logits of one batch of segments ``(B, nb_channels, segment_frames, nb_bins)`` (H = time, W = freq)."""
+        x = x.contiguous(memory_format=torch.channels_last)
         skips = []
         for block in self.encoder:
             conv, x_next = block(x)
@@ -182,19 +227,21 @@ class UNet(nn.Module):
         if x.dim() != 4 or x.shape[1] != self.nb_channels or x.shape[2] < self.nb_bins:
             raise ModelLoadingError(
                 f"UNet expects (nb_samples, {self.nb_channels}, >= {self.nb_bins} bins, nb_frames), got "
-                f"{tuple(x.shape)}; use an STFT with at least {2 * (self.nb_bins - 1)} points and "
+                f"{list(x.shape)}; use an STFT with at least {2 * (self.nb_bins - 1)} points and "
                 f"{self.nb_channels} channels"
             )
         nb_samples, nb_channels, _, nb_frames = x.shape
-        x = x[:, :, : self.nb_bins, :]
-        seg = self.segment_frames
+        seg, nb_bins = self.segment_frames, self.nb_bins
         nb_segments = max(1, -(-nb_frames // seg))
-        padded = F.pad(x, (0, nb_segments * seg - nb_frames))
-        # (S, C, F, n*T) -> (S*n, C, T, F)
-        batch = padded.reshape(nb_samples, nb_channels, self.nb_bins, nb_segments, seg)
-        batch = batch.permute(0, 3, 1, 4, 2).reshape(nb_samples * nb_segments, nb_channels, seg, self.nb_bins)
+        # One copy: crop the bins, zero-pad the frames and lay the segments out in channels_last memory order
+        # (S, n * T, F, C); viewed as (S * n, C, T, F) with H = time and W = frequency.
+        buffer = x.new_empty(nb_samples, nb_segments * seg, nb_bins, nb_channels)
+        buffer[:, :nb_frames] = x[:, :, :nb_bins, :].permute(0, 3, 2, 1)
+        buffer[:, nb_frames:] = 0
+        batch = buffer.view(nb_samples * nb_segments, seg, nb_bins, nb_channels).permute(0, 3, 1, 2)
         out = self.segments(batch)
         if not self.output_logits:
             out = torch.sigmoid(out) * batch
-        out = out.reshape(nb_samples, nb_segments, nb_channels, seg, self.nb_bins).permute(0, 2, 4, 1, 3)
-        return out.reshape(nb_samples, nb_channels, self.nb_bins, nb_segments * seg)[..., :nb_frames]
+        # back to (S, C, F, N) as a view (no copy) of the channels_last result
+        out = out.permute(0, 2, 3, 1).reshape(nb_samples, nb_segments * seg, nb_bins, nb_channels)
+        return out[:, :nb_frames].permute(0, 3, 2, 1)

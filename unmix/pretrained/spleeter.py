@@ -5,8 +5,7 @@ A Spleeter model is a JSON configuration (keys as in Spleeter: ``instrument_list
 ``model.type``/``model.params``, optionally ``MWF``) and a TensorFlow checkpoint folder with one U-Net per
 instrument. The checkpoint is read with :mod:`unmix.pretrained.tf_checkpoint`, mapped onto :class:`~unmix.models.unet.
 UNet` state dicts (see the mapping table there) and cached as a plain state dict ``unmix-converted-<digest>.pth``
-(in the model folder when writable, else in ``unmix.pretrained.download.cache_dir()/spleeter``), so the conversion
-runs once.
+in ``unmix.pretrained.download.cache_dir()/spleeter`` (never in the model folder), so the conversion runs once.
 
 The embedded configurations of the released models (``2stems``, ``4stems``, ``5stems`` and their ``-16kHz``
 variants) are data files in ``spleeter_configs/``.
@@ -29,7 +28,7 @@ import torch
 from torch import nn
 
 from unmix.dsp.stft_spleeter import SpleeterSTFT
-from unmix.errors import ModelLoadingError, ModelNotFoundError, TargetNotFoundError
+from unmix.errors import ModelLoadingError, ModelNotFoundError
 from unmix.models.unet import DEFAULT_FILTERS, UNet
 from unmix.pretrained.tf_checkpoint import read_checkpoint, resolve_prefix
 from unmix.separator import Separator
@@ -228,7 +227,9 @@ def tf_variable_map(instrument_index: int) -> dict[str, tuple[str, bool]]:
     return mapping
 
 
-def convert_tensors(tensors: Mapping[str, np.ndarray], instruments: Sequence[str]) -> dict[str, dict[str, torch.Tensor]]:
+def convert_tensors(
+    tensors: Mapping[str, np.ndarray], instruments: Sequence[str]
+) -> dict[str, dict[str, torch.Tensor]]:
     """Map checkpoint tensors onto one :class:`UNet` state dict per instrument (in ``instruments`` order).
 
     Raises:
@@ -284,17 +285,16 @@ def converted_weights(model_dir: str | Path, config: SpleeterConfig, cache_dir: 
 
     The cache file ``unmix-converted-<digest>.pth`` is a flat state dict ``{"<instrument>.<key>": tensor}``
     loadable with ``torch.load(weights_only=True)``; the digest covers the checkpoint index (which holds the CRC32C
-    of every tensor), the instrument list and the converter version. It is looked for in ``cache_dir`` if given,
-    else in the model folder and then the download cache; it is written to the first writable of them.
+    of every tensor), the instrument list and the converter version. It is written to ``cache_dir`` (default
+    ``unmix.pretrained.download.cache_dir()/spleeter``), never into the model folder (which may be shared or
+    read-only); a file of that name already in the model folder (shipped pre-converted) is used too.
     """
     prefix = resolve_prefix(model_dir)
     index_bytes = prefix.with_name(prefix.name + ".index").read_bytes()
     digest = hashlib.sha256(index_bytes + json.dumps([CONVERTER_VERSION, config.instrument_list]).encode()).hexdigest()
     name = f"unmix-converted-{digest[:16]}.pth"
-    folders = [Path(cache_dir)] if cache_dir is not None else [Path(model_dir) if Path(model_dir).is_dir()
-                                                              else prefix.parent, _default_cache_dir()]
-    for folder in folders:
-        path = folder / name
+    cache = Path(cache_dir).expanduser() if cache_dir is not None else _default_cache_dir()
+    for path in (cache / name, prefix.parent / name):
         if path.is_file():
             try:
                 flat = torch.load(path, map_location="cpu", weights_only=True)
@@ -308,45 +308,14 @@ def converted_weights(model_dir: str | Path, config: SpleeterConfig, cache_dir: 
                 logger.warning("ignoring unreadable conversion cache %s (%s)", path, err)
     states = convert_tensors(read_checkpoint(prefix), config.instrument_list)
     flat = {f"{inst}.{key}": value for inst, state in states.items() for key, value in state.items()}
-    for folder in folders:
-        try:
-            folder.mkdir(parents=True, exist_ok=True)
-            atomic_torch_save(folder / name, flat)
-            logger.info("cached converted Spleeter weights in %s", folder / name)
-            break
-        except OSError as err:
-            logger.debug("cannot write conversion cache in %s (%s)", folder, err)
-    else:
-        logger.warning("could not cache the converted weights in any of %s", [str(f) for f in folders])
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        atomic_torch_save(cache / name, flat)
+        logger.info("cached converted Spleeter weights in %s", cache / name)
+    except OSError as err:  # a cache is an optimisation: separate anyway
+        logger.warning("could not cache the converted weights in %s (%s); they will be converted again next time",
+                       cache, err)
     return states
-
-
-class SpleeterSeparator(Separator):
-    """A :class:`Separator` whose outputs are restricted to ``output_targets`` (all U-Nets still run, because
-    Spleeter's ratio masks and softmax normalise across every instrument)."""
-
-    def __init__(self, target_models: Mapping[str, nn.Module], output_targets: Sequence[str] | None = None,
-                 **kwargs: Any) -> None:
-        super().__init__(target_models, **kwargs)
-        every = super().targets
-        selected = list(every) if output_targets is None else list(output_targets)
-        unknown = [t for t in selected if t not in every]
-        if unknown or not selected:
-            raise TargetNotFoundError(f"Spleeter model has no target(s) {unknown or selected}; available: {every}")
-        self.output_indices = [every.index(t) for t in selected]
-
-    @property
-    def targets(self) -> list[str]:
-        """Names of the selected outputs, in order."""
-        every = super().targets
-        return [every[k] for k in self.output_indices]
-
-    def forward(self, audio: torch.Tensor) -> torch.Tensor:
-        """``(nb_samples, nb_channels, nb_timesteps)`` -> ``(nb_samples, nb_selected, nb_channels, nb_timesteps)``."""
-        estimates = super().forward(audio)
-        if len(self.output_indices) == estimates.shape[1]:
-            return estimates
-        return estimates[:, self.output_indices]
 
 
 def load_spleeter_separator(
@@ -369,7 +338,7 @@ def load_spleeter_separator(
         targets: instruments to output (default all); every U-Net still runs.
         device: device of the returned separator.
         residual: add ``mixture - sum(targets)`` as an extra output.
-        cache_dir: where to look for / write the converted weights (default: model folder, then download cache).
+        cache_dir: where to look for / write the converted weights (default: the download cache's ``spleeter/``).
         pretrained: load the checkpoint; False builds the same architecture with random weights (no model folder
             needed).
 
@@ -399,12 +368,12 @@ def load_spleeter_separator(
         options = {"niter": 0, "softmask": True, "alpha": parsed.separation_exponent, "wiener_win_len": None,
                    "mask_extension": parsed.mask_extension, "wiener_eps": EPSILON}
     selected = [targets] if isinstance(targets, str) else targets
-    separator = SpleeterSeparator(models, output_targets=selected, **common, **options)
+    separator = Separator(models, outputs=selected, **common, **options)
     return separator.to(device).eval()
 
 
 __all__ = [
-    "EMBEDDED_CONFIGS", "SpleeterConfig", "SpleeterSeparator", "convert_checkpoint",
+    "EMBEDDED_CONFIGS", "SpleeterConfig", "convert_checkpoint",
     "convert_tensors", "converted_weights", "embedded_config", "load_spleeter_separator", "parse_config",
     "resolve_model_dir", "tf_variable_map",
 ]
