@@ -19,9 +19,11 @@ from unmix.errors import (
     UnmixError,
 )
 from unmix.models.openunmix import OpenUnmix
+from unmix.models.unet import UNet
 from unmix.pretrained import load_separator, load_target_models
 from unmix.pretrained.download import cache_dir
 from unmix.pretrained.registry import PretrainedModel, download_model, format_model_list, get_model_info, list_models
+from unmix.pretrained.spleeter import load_spleeter_separator
 from unmix.separator import Separator
 
 __version__ = "0.1.0"
@@ -42,6 +44,7 @@ __all__ = [
     "PretrainedModel",
     "Separator",
     "TargetNotFoundError",
+    "UNet",
     "UnmixError",
     "__version__",
     "cache_dir",
@@ -51,6 +54,7 @@ __all__ = [
     "get_model_info",
     "list_models",
     "load_separator",
+    "load_spleeter_separator",
     "load_target_models",
     "prepare_waveform",
 ]

@@ -14,6 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from unmix.dsp.stft import overlap_add
 from unmix.errors import ModelLoadingError
 
 WINDOW_COMPENSATION_FACTOR = 2.0 / 3.0
@@ -67,37 +68,26 @@ class SpleeterSTFT(nn.Module):
                           normalized=False, onesided=True, return_complex=True)
         return spec.reshape(shape[:-1] + spec.shape[-2:])
 
-    def _windowed_overlap_add(self, frames: Tensor, window: Tensor) -> Tensor:
-        """Window frames ``(B, nb_frames, n_fft)`` and sum them at hop ``n_hop`` (no normalisation) ->
-        ``(B, (nb_frames - 1) * n_hop + n_fft)``."""
-        batch, nb_frames, _ = frames.shape
-        total = (nb_frames - 1) * self.n_hop + self.n_fft
-        if self.n_fft % self.n_hop:
-            return F.fold((frames * window).transpose(-1, -2), output_size=(1, total), kernel_size=(1, self.n_fft),
-                          stride=(1, self.n_hop)).reshape(batch, total)
-        # n_fft = r * n_hop: multiply-add the r hop-sized pieces of every frame into consecutive output blocks
-        ratio = self.n_fft // self.n_hop
-        pieces = frames.reshape(batch, nb_frames, ratio, self.n_hop)
-        window_pieces = window.reshape(ratio, self.n_hop)
-        out = frames.new_zeros(batch, nb_frames + ratio - 1, self.n_hop)
-        for j in range(ratio):
-            out[:, j:j + nb_frames].addcmul_(pieces[:, :, j], window_pieces[j])
-        return out.reshape(batch, total)
-
-    def inverse(self, spec: Tensor, length: int) -> Tensor:
-        """Inverse STFT of ``spec`` ``(..., nb_bins, nb_frames)`` -> ``(..., length)``."""
-        shape = spec.shape
-        nb_frames = shape[-1]
-        if shape[-2] != self.nb_bins:
+    def synthesis_frames(self, spec: Tensor) -> Tensor:
+        """Windowed time frames ``(..., n_fft, nb_frames)`` of ``spec`` ``(..., nb_bins, nb_frames)``, to be
+        overlap-added (see :meth:`finish`)."""
+        if spec.shape[-2] != self.nb_bins:
             raise ModelLoadingError(f"SpleeterSTFT.inverse expects {self.nb_bins} bins (n_fft={self.n_fft}), "
-                                    f"got spectrogram shape {tuple(shape)}")
-        total = (nb_frames - 1) * self.n_hop + self.n_fft
+                                    f"got spectrogram shape {tuple(spec.shape)}")
+        window = self._window(spec.real.dtype, spec.device)
+        return torch.fft.irfft(spec, n=self.n_fft, dim=-2) * window[:, None]
+
+    def finish(self, summed: Tensor, nb_frames: int, length: int) -> Tensor:
+        """Overlap-added frames ``(..., (nb_frames - 1) * n_hop + n_fft)`` -> signal ``(..., length)``: Spleeter's
+        window compensation (no window-sum normalisation) and the crop after the ``n_fft`` prepended samples."""
+        total = summed.shape[-1]
         if self.n_fft + length > total:
             raise ModelLoadingError(f"{nb_frames} frames hold {total - self.n_fft} samples after the {self.n_fft}-"
                                     f"sample prepend, fewer than the requested length {length}")
-        window = self._window(spec.real.dtype, spec.device)
-        # irfft over a contiguous copy is faster than over the transposed view
-        frames = torch.fft.irfft(spec.reshape((-1,) + shape[-2:]).transpose(-1, -2).contiguous(), n=self.n_fft)
-        signal = self._windowed_overlap_add(frames, window)[:, self.n_fft:self.n_fft + length]
-        signal = signal * WINDOW_COMPENSATION_FACTOR
-        return signal.reshape(shape[:-2] + (length,))
+        return summed[..., self.n_fft : self.n_fft + length] * WINDOW_COMPENSATION_FACTOR
+
+    def inverse(self, spec: Tensor, length: int) -> Tensor:
+        """Inverse STFT of ``spec`` ``(..., nb_bins, nb_frames)`` -> ``(..., length)``."""
+        frames = self.synthesis_frames(spec)
+        summed = overlap_add(frames.reshape((-1,) + frames.shape[-2:]), self.n_hop)
+        return self.finish(summed.reshape(frames.shape[:-2] + summed.shape[-1:]), spec.shape[-1], length)
