@@ -49,3 +49,7 @@ class MissingDependencyError(UnmixError, ImportError):
 
 class DatasetError(UnmixError, ValueError):
     """A dataset is configured wrongly or finds no usable audio (empty folder, unknown name, bad argument)."""
+
+
+class EvaluationError(UnmixError, ValueError):
+    """Invalid inputs to an evaluation metric (shapes, silent sources, non-finite values)."""

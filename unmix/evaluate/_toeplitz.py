@@ -1,0 +1,216 @@
+"""Solving BSSEval's normal equations: symmetric positive definite block-Toeplitz systems.
+
+The Gram matrix of the delayed references, ordered (lag, signal), is block Toeplitz: block ``(a, b)`` is ``R(a - b)``
+with ``R(d)[p, q] = sum_t x_p(t) x_q(t + d)`` and ``R(-d) = R(d)^T``. Three solvers are tried in turn until one meets
+the accuracy of a backward-stable solver (normalised residual ``|T X - Y|_F / (|T|_F |X|_F) <= 1e-11``):
+
+1. preconditioned conjugate gradients (T. Chan's block-circulant preconditioner, products by FFT), batched over all
+   systems in torch: a few iterations for well-conditioned signals;
+2. a block Levinson recursion, ``O(L^2 m^3)`` for L taps and m signals, weakly stable, for ill-conditioned systems
+   (real music is band-limited and quantised). It is a long chain of tiny products whose cost is call overhead, so
+   it runs in numpy on the CPU;
+3. a dense LU solve of the ``L m x L m`` system, museval's own method, if both fail.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+import torch
+from torch import Tensor
+
+logger = logging.getLogger(__name__)
+
+#: museval adds ``eps * I`` to every Gram matrix before solving.
+EPS = float(np.finfo(float).eps)
+#: Largest accepted ``|T X - Y|_F / (|T|_F |X|_F)``.
+RESIDUAL_TOLERANCE = 1e-11
+#: Conjugate-gradient iterations tried before the Levinson recursion.
+CG_ITERATIONS = 40
+
+
+def _frobenius(R: Tensor) -> Tensor:
+    """(..., L, m, m) blocks -> (...,) Frobenius norm of the block-Toeplitz matrix."""
+    L = R.shape[-3]
+    counts = torch.cat([R.new_full((1,), float(L)), 2.0 * torch.arange(L - 1, 0, -1, dtype=R.dtype, device=R.device)])
+    return (R.square().sum((-1, -2)) * counts).sum(-1).sqrt()
+
+
+def _circulant_spectra(R: Tensor) -> Tensor:
+    """(..., L, m, m) -> (..., L + 1, m, m): spectra of the 2L-periodic block-circulant embedding of ``T``."""
+    circ = torch.cat([R, torch.zeros_like(R[..., :1, :, :]), R[..., 1:, :, :].flip(-3).transpose(-1, -2)], -3)
+    return torch.fft.rfft(circ, dim=-3)
+
+
+def toeplitz_matmul(spectra: Tensor, X: Tensor) -> Tensor:
+    """``T X`` for (..., L, m, k) ``X``, from :func:`_circulant_spectra` of ``T``."""
+    L = X.shape[-3]
+    return torch.fft.irfft(spectra @ torch.fft.rfft(X, n=2 * L, dim=-3), n=2 * L, dim=-3)[..., :L, :, :]
+
+
+def _residual_ok(spectra: Tensor, norm_t: Tensor, X: Tensor, Y: Tensor) -> Tensor:
+    """(...,) True where ``X`` solves ``T X = Y`` to the accuracy of a backward-stable solver."""
+    residual = torch.linalg.vector_norm(toeplitz_matmul(spectra, X) - Y, dim=(-1, -2, -3))
+    bound = RESIDUAL_TOLERANCE * norm_t * torch.linalg.vector_norm(X, dim=(-1, -2, -3))
+    return torch.isfinite(residual) & ((residual <= bound) | (Y == 0).flatten(-3).all(-1))
+
+
+def conjugate_gradient(R: Tensor, Y: Tensor, iterations: int | None = None) -> Tensor:
+    """Preconditioned conjugate gradients for ``T X = Y``, batched, every column independently.
+
+    Args:
+        R: (..., L, m, m) blocks of symmetric positive definite block-Toeplitz matrices.
+        Y: (..., L, m, k) right-hand sides.
+        iterations: maximum number of iterations (default :data:`CG_ITERATIONS`).
+
+    Returns:
+        (..., L, m, k) approximate solutions (check them with the residual).
+    """
+    L = R.shape[-3]
+    iterations = CG_ITERATIONS if iterations is None else iterations
+    spectra = _circulant_spectra(R)
+    lag = torch.arange(L, dtype=R.dtype, device=R.device)[:, None, None]
+    wrapped = torch.cat([torch.zeros_like(R[..., :1, :, :]), R[..., 1:, :, :].flip(-3).transpose(-1, -2)], -3)
+    chan = ((L - lag) * R + lag * wrapped) / L  # T. Chan's optimal block circulant: first block column
+    inverse = torch.linalg.inv(torch.fft.rfft(chan, dim=-3))  # Hermitian positive definite per bin
+
+    def precondition(v: Tensor) -> Tensor:
+        return torch.fft.irfft(inverse @ torch.fft.rfft(v, dim=-3), n=L, dim=-3)
+
+    def dot(a: Tensor, b: Tensor) -> Tensor:
+        return (a * b).sum((-2, -3), keepdim=True)  # (..., 1, 1, k)
+
+    X = precondition(Y)
+    r = Y - toeplitz_matmul(spectra, X)
+    z = precondition(r)
+    p = z.clone()
+    rz = dot(r, z)
+    target = (RESIDUAL_TOLERANCE / 10) ** 2 * dot(Y, Y)
+    for _ in range(iterations):
+        q = toeplitz_matmul(spectra, p)
+        pq = dot(p, q)
+        alpha = torch.where(pq > 0, rz / pq, torch.zeros_like(pq))
+        X = X + alpha * p
+        r = r - alpha * q
+        if bool((dot(r, r) <= target).all()):
+            break
+        z = precondition(r)
+        rz_new = dot(r, z)
+        beta = torch.where(rz > 0, rz_new / rz, torch.zeros_like(rz))
+        p = z + beta * p
+        rz = rz_new
+    return X
+
+
+def block_levinson(R: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    """Solve ``T X = Y`` for the symmetric positive definite block-Toeplitz ``T`` given by ``R`` (numpy, CPU).
+
+    Args:
+        R: (L, m, m) blocks ``R(d)``, ``d = 0 .. L-1``; ``T[a, b] = R(a - b)``, ``R(-d) = R(d)^T``.
+        Y: (L, m, k) right-hand sides.
+
+    Returns:
+        (L, m, k) solution (non-finite if the recursion broke down).
+    """
+    L, m, _ = R.shape
+    k = Y.shape[-1]
+    # rev[:, i*m:(i+1)*m] = R(L-1-i): the row [R(n), R(n-1), ..., R(1)] is the slice starting at block L-1-n
+    rev = np.ascontiguousarray(R[:0:-1].transpose(1, 0, 2)).reshape(m, (L - 1) * m)
+    rhs = Y.reshape(L * m, k)
+    # forward predictor A_n (blocks 0..n-1, A_n[0] = I) and the solution x_n, side by side: [A | X]
+    ax = np.zeros((L * m, m + k))
+    ax[:m, :m] = np.eye(m)
+    # backward predictor B_n (blocks 0..n-1, B_n[n-1] = I), right-aligned: block i of B_n at rows (L-n+i)*m
+    bb = np.zeros((L * m, m))
+    bb[(L - 1) * m :] = np.eye(m)
+    ef = R[0].copy()  # forward and backward prediction error covariances
+    eb = R[0].copy()
+    efi = ebi = np.linalg.inv(ef)
+    ax[:m, m:] = ebi @ rhs[:m]
+    with np.errstate(all="ignore"):
+        for n in range(1, L):
+            nm = n * m
+            prod = rev[:, (L - 1 - n) * m :] @ ax[:nm]  # [sum_a R(n-a) A[a] | sum_a R(n-a) x[a]]
+            df, theta = prod[:, :m], prod[:, m:]
+            kf = ebi @ df  # reflection coefficients; the backward mismatch is df^T
+            kb = efi @ df.T
+            ef = ef - df.T @ kf
+            eb = eb - df @ kb
+            efi, ebi = np.linalg.inv(np.stack([ef, eb]))
+            g = ebi @ (rhs[nm : nm + m] - theta)
+            # A_{n+1} = [A_n; 0] - [0; B_n] kf,  B_{n+1} = [0; B_n] - [A_n; 0] kb,  x_{n+1} = [x_n; 0] + B_{n+1} g
+            up_b = bb[(L - n) * m :] @ np.concatenate([-kf, g], 1)
+            up_a = ax[:nm, :m] @ np.concatenate([kb, -(kb @ g)], 1)
+            ax[m : nm + m] += up_b
+            bb[(L - n - 1) * m : (L - 1) * m] -= up_a[:, :m]
+            ax[:nm, m:] += up_a[:, m:]
+            if n % 64 == 0 and not np.isfinite(ebi).all():
+                return np.full((L, m, k), np.nan)
+    return ax[:, m:].reshape(L, m, k)
+
+
+def dense_toeplitz(R: np.ndarray) -> np.ndarray:
+    """The dense (L*m, L*m) matrix ``T`` of :func:`block_levinson`."""
+    L, m, _ = R.shape
+    lag = np.arange(L)[:, None] - np.arange(L)[None, :]
+    blocks = np.where((lag >= 0)[..., None, None], R[np.abs(lag)], R[np.abs(lag)].transpose(0, 1, 3, 2))
+    return blocks.transpose(0, 2, 1, 3).reshape(L * m, L * m)
+
+
+def _dense_solve(R: np.ndarray, Y: np.ndarray) -> np.ndarray:
+    T = dense_toeplitz(R)
+    rhs = Y.reshape(-1, Y.shape[-1])
+    try:
+        sol = np.linalg.solve(T, rhs)
+    except np.linalg.LinAlgError:  # museval's fallback too
+        sol = np.linalg.lstsq(T, rhs, rcond=None)[0]
+    return sol.reshape(Y.shape)
+
+
+def solve_block_toeplitz(R: Tensor, Y: Tensor) -> Tensor:
+    """Solve the batch of systems ``T X = Y``: conjugate gradients, then Levinson, then dense LU where needed.
+
+    Args:
+        R: (S, L, m, m) blocks of S symmetric positive definite block-Toeplitz matrices (float64).
+        Y: (S, L, m, k) right-hand sides.
+
+    Returns:
+        (S, L, m, k) solutions, on the device of ``R``.
+    """
+    spectra = _circulant_spectra(R)
+    norm_t = _frobenius(R)
+    X = conjugate_gradient(R, Y)
+    ok = _residual_ok(spectra, norm_t, X, Y)
+    for s in (~ok).nonzero().flatten().tolist():
+        R_np, Y_np = R[s].cpu().numpy(), Y[s].cpu().numpy()
+        sol = torch.from_numpy(block_levinson(R_np, Y_np)).to(R.device)
+        if not bool(_residual_ok(spectra[s], norm_t[s], sol, Y[s])):
+            size = Y_np.size // Y_np.shape[-1]
+            logger.info("Levinson recursion not accurate enough; solving a %d x %d system densely", size, size)
+            sol = torch.from_numpy(_dense_solve(R_np, Y_np)).to(R.device)
+        X[s] = sol
+    return X
+
+
+def solve_filters(corr: Tensor, nsrc: int, nchan: int) -> tuple[Tensor, Tensor]:
+    """Distortion filters from lag correlations.
+
+    Args:
+        corr: (B, m, 2m, L) with ``corr[b, p, q, d] = sum_t x_p(t) x_q(t + d)``, ``m = nsrc * nchan``; signals
+            ``0 .. m-1`` are the references (source-major), ``m .. 2m-1`` the estimates.
+        nsrc, nchan: numbers of sources and channels.
+
+    Returns:
+        ``(filters, own)``, each (B, L, m, m): ``filters[b, d, p, r]`` is the tap ``d`` from reference signal ``p``
+        to estimate signal ``r`` of the projection of each estimate on all references; ``own`` the same for the
+        projection on a single reference source (non-zero only where ``p`` belongs to that source).
+    """
+    B, m = corr.shape[:2]
+    R = corr[:, :, :m].permute(0, 3, 1, 2).contiguous()  # (B, L, m, m)
+    R[:, 0] += EPS * torch.eye(m, dtype=R.dtype, device=R.device)
+    Y = corr[:, :, m:].permute(0, 3, 1, 2).contiguous()  # (B, L, m, m): lags of reference p against estimate r
+    source = torch.arange(m, device=R.device) // nchan
+    same = (source[:, None] == source[None, :]).to(R.dtype)  # block diagonal: one system per reference source
+    X = solve_block_toeplitz(torch.cat([R, R * same]), torch.cat([Y, Y]))
+    return X[:B], X[B:]
