@@ -120,6 +120,20 @@ def umxl(
                       pretrained=pretrained, wiener_win_len=wiener_win_len)
 
 
+def demo(
+    targets: Targets = None,
+    residual: bool | str = False,
+    niter: int = 1,
+    device: str | torch.device = "cpu",
+    pretrained: bool = True,
+    wiener_win_len: int | None = 300,
+    filterbank: str = "torch",
+) -> nn.Module:
+    """Tiny offline demo Open-Unmix shipped inside unmix (44.1 kHz; vocals, drums, bass, other; MIT; synthetic data)."""
+    return _separator("demo", filterbank, targets=targets, residual=residual, niter=niter, device=device,
+                      pretrained=pretrained, wiener_win_len=wiener_win_len)
+
+
 def umxse_spec(
     targets: Targets = None,
     device: str | torch.device = "cpu",

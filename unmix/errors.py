@@ -53,3 +53,7 @@ class DatasetError(UnmixError, ValueError):
 
 class EvaluationError(UnmixError, ValueError):
     """Invalid inputs to an evaluation metric (shapes, silent sources, non-finite values)."""
+
+
+class TrainingError(UnmixError, ValueError):
+    """A training configuration, run folder or checkpoint is invalid."""

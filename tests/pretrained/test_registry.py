@@ -20,7 +20,7 @@ SPLEETER = tuple(f"spleeter:{s}stems{v}" for s in (2, 4, 5) for v in ("", "-16kH
 
 
 def test_list_models_and_families():
-    assert registry.list_models() == list(OPENUNMIX + SPLEETER)
+    assert registry.list_models() == list(OPENUNMIX + SPLEETER) + ["demo"]
     assert registry.list_models("openunmix") == list(OPENUNMIX)
     assert registry.list_models("spleeter") == list(SPLEETER)
 

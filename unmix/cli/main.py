@@ -24,7 +24,7 @@ COMMANDS: dict[str, str] = {
     "evaluate": "unmix.cli.evaluate",
     "train": "unmix.cli.train",
     "config": "unmix.cli.config",
-    # "export": "unmix.cli.export",
+    "export": "unmix.cli.export",
 }
 
 DEFAULT_COMMAND = "separate"

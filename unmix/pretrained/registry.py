@@ -60,7 +60,8 @@ class PretrainedModel:
 
     Attributes:
         name: registry name (``umxl``, ``spleeter:4stems`` ...).
-        family: ``"openunmix"`` (one BiLSTM per target) or ``"spleeter"`` (U-Nets from a TF checkpoint archive).
+        family: ``"openunmix"`` (one BiLSTM per target), ``"spleeter"`` (U-Nets from a TF checkpoint archive) or
+            ``"embedded"`` (a model folder shipped inside the package, no download).
         files: the files to download: one per target (Open-Unmix) or one archive (Spleeter).
         sample_rate: sample rate the model expects, in Hz.
         n_fft: STFT size.
@@ -73,6 +74,7 @@ class PretrainedModel:
         hidden_size: Open-Unmix width (None for Spleeter).
         max_bin: number of low frequency bins the network sees (Open-Unmix ``max_bin``, Spleeter ``F``).
         config: Spleeter embedded configuration name (``spleeter:<config>``, see :mod:`unmix.pretrained.spleeter`).
+        package_dir: ``embedded`` models: the folder under ``unmix/pretrained/embedded`` (Open-Unmix layout).
     """
 
     name: str
@@ -89,6 +91,7 @@ class PretrainedModel:
     hidden_size: int | None = None
     max_bin: int | None = None
     config: str | None = None
+    package_dir: str | None = None
 
     @property
     def nb_bins(self) -> int:
@@ -188,14 +191,38 @@ def _spleeter(stems: str, wide: bool) -> PretrainedModel:
     )
 
 
+def _packaged(folder: str, entries: Sequence[tuple[str, str]]) -> tuple[RemoteFile, ...]:
+    """Files ``(target, sha256)`` of a model folder shipped in ``unmix/pretrained/embedded/<folder>``."""
+    return tuple(RemoteFile(f"{t}.pth", f"package:unmix/pretrained/embedded/{folder}/{t}.pth", sha256=h, target=t)
+                 for t, h in entries)
+
+
+_EMBEDDED = (
+    PretrainedModel(
+        name="demo", family="embedded", package_dir="demo", sample_rate=44100.0, n_fft=4096, n_hop=1024,
+        nb_channels=2, targets=_MUSDB, hidden_size=32, max_bin=1025,
+        licence="MIT (trained only on procedural songs rendered with the FluidR3_GM soundfont, MIT)",
+        source="shipped with unmix: unmix/pretrained/embedded/demo (model card: README.md there)",
+        description="tiny offline demo Open-Unmix (4 x 0.9 MB) trained on 28 synthetic 20-s songs; "
+                    "expect low quality on real music",
+        files=_packaged("demo", [
+            ("vocals", "f606158e1fd3ed2ba787a84f6fe0602f8e1e6438200b2607baf4ed17a2ce8b4b"),
+            ("drums", "f67e0a3b3a1224cf84718b9b03d0cf7a5d6d72ddbf862fc542973642b42a3f4f"),
+            ("bass", "933f8a8624e0df090f944531fd7cdaf0ec035006f9242de301ee4cc1bcc75bfe"),
+            ("other", "43c05f553527a9e1825daaa72012a271d0cf6e51db15615c38e7e5729577e38d"),
+        ]),
+    ),
+)
+
 #: Every registered model, by name (read-only).
 MODELS: Mapping[str, PretrainedModel] = MappingProxyType(
-    {m.name: m for m in _OPENUNMIX + tuple(_spleeter(s, w) for s in _SPLEETER_ARCHIVES for w in (False, True))}
+    {m.name: m for m in _OPENUNMIX + tuple(_spleeter(s, w) for s in _SPLEETER_ARCHIVES for w in (False, True))
+     + _EMBEDDED}
 )
 
 
 def list_models(family: str | None = None) -> list[str]:
-    """Names of the registered pretrained models, optionally of one family (``"openunmix"`` or ``"spleeter"``)."""
+    """Names of the registered pretrained models, optionally of one family (``openunmix``, ``spleeter``, ``embedded``)."""
     return [name for name, model in MODELS.items() if family is None or model.family == family]
 
 
@@ -269,6 +296,37 @@ def _select_targets(model: PretrainedModel, targets: str | Sequence[str] | None)
     return selected
 
 
+def embedded_dir(name: str | PretrainedModel, verify: bool = True) -> Path:
+    """The packaged folder of an ``embedded`` model (Open-Unmix layout), its weight files checked by SHA-256.
+
+    Raises:
+        ModelLoadingError: not an embedded model, or its folder is missing from the installation.
+        ChecksumError: a packaged weight file does not match its registered hash (a damaged installation).
+    """
+    from importlib import resources
+
+    from unmix.errors import ChecksumError
+    from unmix.pretrained.download import sha256_of
+
+    model = get_model_info(name)
+    if model.family != "embedded" or not model.package_dir:
+        raise ModelLoadingError(f"{model.name!r} is a {model.family} model, not one shipped inside unmix.")
+    folder = Path(str(resources.files("unmix.pretrained").joinpath("embedded", model.package_dir)))
+    if not (folder / "separator.json").is_file():
+        raise ModelLoadingError(
+            f"the packaged model folder {folder} is missing; reinstall unmix (package data unmix/pretrained/embedded)"
+        )
+    if verify:
+        for remote in model.files:
+            digest = sha256_of(folder / remote.file_name)
+            if remote.sha256 and digest != remote.sha256:
+                raise ChecksumError(
+                    f"{folder / remote.file_name} has sha256 {digest}, expected {remote.sha256}; "
+                    "the installation is damaged: reinstall unmix"
+                )
+    return folder
+
+
 def fetch_weights(
     name: str | PretrainedModel, targets: str | Sequence[str] | None = None, progress: bool = True
 ) -> dict[str, Path]:
@@ -281,6 +339,9 @@ def fetch_weights(
         DownloadError, ChecksumError: a file could not be fetched or verified (the message says how to place it).
     """
     model = get_model_info(name)
+    if model.family == "embedded":
+        folder = embedded_dir(model)
+        return {target: folder / model.file_for(target).file_name for target in _select_targets(model, targets)}
     if model.family != "openunmix":
         raise ModelLoadingError(f"{model.name!r} is a {model.family} model; use fetch_model_dir() for it.")
     overrides = checksum_overrides()
@@ -313,6 +374,8 @@ def download_model(name: str | PretrainedModel, progress: bool = True) -> list[P
     model = get_model_info(name)
     if model.family == "spleeter":
         return [fetch_model_dir(model, progress)]
+    if model.family == "embedded":
+        return [embedded_dir(model)]
     return list(fetch_weights(model, None, progress).values())
 
 
@@ -341,6 +404,11 @@ def load_pretrained_target_models(
     from unmix.pretrained.local import load_state
 
     model = get_model_info(name)
+    if model.family == "embedded":
+        from unmix.pretrained.local import load_target_models
+
+        folder = embedded_dir(model) if pretrained else embedded_dir(model, verify=False)
+        return load_target_models(folder, _select_targets(model, targets), device, pretrained)
     if model.family != "openunmix":
         raise ModelLoadingError(
             f"{model.name!r} is a {model.family} model whose targets share one network; "
@@ -403,6 +471,15 @@ def load_pretrained_separator(
         return separator.to(device).eval()
     if MWF:
         raise ModelLoadingError(f"MWF applies to Spleeter models; {model.name!r} uses niter (Wiener EM iterations).")
+    if model.family == "embedded":
+        from unmix.pretrained.local import load_folder_separator
+
+        folder = embedded_dir(model) if pretrained else embedded_dir(model, verify=False)
+        separator = load_folder_separator(
+            folder, selected, device, pretrained, niter=niter, softmask=softmask, alpha=alpha, residual=residual,
+            wiener_win_len=wiener_win_len,
+        )
+        return separator.to(device).eval()
     from unmix.separator import Separator
 
     target_models = load_pretrained_target_models(model, selected, device, pretrained)
