@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -30,6 +31,27 @@ def fast_len(n: int) -> int:
             p35 *= 3
         p5 *= 5
     return best
+
+
+def empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
+    """Uninitialised tensor; on the CPU allocated by numpy, whose large buffers get transparent huge pages.
+
+    Touching a fresh 100 MB torch buffer costs about as much as the FFTs that fill it (one page fault per 4 kB); numpy
+    asks the kernel for huge pages, which removes almost all of that cost.
+    """
+    if torch.device(device).type != "cpu":
+        return torch.empty(shape, dtype=dtype, device=device)
+    np_dtype = {torch.float64: np.float64, torch.complex128: np.complex128}[dtype]
+    return torch.from_numpy(np.empty(shape, dtype=np_dtype))
+
+
+def rfft_into(x: Tensor, out: Tensor) -> None:
+    """``out[...] = rfft(x)`` along the last axis (``n_fft = x.shape[-1]``); numpy's pocketfft on the CPU (faster
+    than torch's there at these sizes), torch elsewhere."""
+    if x.device.type == "cpu" and out.is_contiguous() and x.is_contiguous():
+        np.fft.rfft(x.numpy(), axis=-1, out=out.numpy())
+    else:
+        torch.fft.rfft(x, out=out)
 
 
 def fill(ref: Tensor, est: Tensor, starts: list[int], lengths: list[int], n_fft: int, device: torch.device) -> Tensor:
@@ -87,7 +109,7 @@ def spectra(
     """
     nsrc, _, nchan = ref.shape
     m, nwin = nsrc * nchan, len(starts)
-    spec = torch.empty(nwin, 2 * m, n_fft // 2 + 1, dtype=torch.complex128, device=device)
+    spec = empty((nwin, 2 * m, n_fft // 2 + 1), torch.complex128, device)
     silent = torch.empty(nwin, dtype=torch.bool, device=device)
     pair_list = [] if pairs is None else pairs.T.tolist()
     energy = torch.empty(2, nwin, len(pair_list), dtype=torch.float64, device=device)
@@ -103,7 +125,7 @@ def spectra(
         for i, (j, k) in enumerate(pair_list):
             energy[0, w0:w1, i] = frames[:, j].square().sum((-1, -2))
             energy[1, w0:w1, i] = (frames[:, nsrc + k] - frames[:, j]).square().sum((-1, -2))
-        torch.fft.rfft(buf, out=spec[w0:w1])
+        rfft_into(buf, spec[w0:w1])
     return spec, silent, energy
 
 

@@ -5,10 +5,11 @@ with ``R(d)[p, q] = sum_t x_p(t) x_q(t + d)`` and ``R(-d) = R(d)^T``. Three solv
 the accuracy of a backward-stable solver (normalised residual ``|T X - Y|_F / (|T|_F |X|_F) <= 1e-11``):
 
 1. preconditioned conjugate gradients (T. Chan's block-circulant preconditioner, products by FFT), batched over all
-   systems in torch: a few iterations for well-conditioned signals;
+   systems in torch: a few iterations for well-conditioned signals (skipped for systems whose circulant embedding is
+   nearly singular, where they cannot reach the accuracy);
 2. a block Levinson recursion, ``O(L^2 m^3)`` for L taps and m signals, weakly stable, for ill-conditioned systems
-   (real music is band-limited and quantised). It is a long chain of tiny products whose cost is call overhead, so
-   it runs in numpy on the CPU;
+   (real music is band-limited and quantised), batched over the systems. It is a long chain of small products whose
+   cost is largely call overhead, so it runs in numpy on the CPU;
 3. a dense LU solve of the ``L m x L m`` system, museval's own method, if both fail.
 """
 
@@ -26,8 +27,11 @@ logger = logging.getLogger(__name__)
 EPS = float(np.finfo(float).eps)
 #: Largest accepted ``|T X - Y|_F / (|T|_F |X|_F)``.
 RESIDUAL_TOLERANCE = 1e-11
-#: Conjugate-gradient iterations tried before the Levinson recursion.
-CG_ITERATIONS = 40
+#: Conjugate-gradient iterations tried before the Levinson recursion (well-conditioned systems converge in 5 to 15).
+CG_ITERATIONS = 20
+#: Conjugate gradients are skipped (straight to Levinson) for a system whose block-circulant embedding has an
+#: eigenvalue below this fraction of its largest: band-limited or quantised signals, where they cannot converge.
+CG_MIN_EIGEN_RATIO = 1e-4
 
 
 def _frobenius(R: Tensor) -> Tensor:
@@ -104,54 +108,65 @@ def conjugate_gradient(R: Tensor, Y: Tensor, iterations: int | None = None) -> T
 
 
 def block_levinson(R: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """Solve ``T X = Y`` for the symmetric positive definite block-Toeplitz ``T`` given by ``R`` (numpy, CPU).
+    """Solve ``T X = Y`` for symmetric positive definite block-Toeplitz ``T`` given by ``R`` (numpy, CPU), batched.
 
     Args:
-        R: (L, m, m) blocks ``R(d)``, ``d = 0 .. L-1``; ``T[a, b] = R(a - b)``, ``R(-d) = R(d)^T``.
-        Y: (L, m, k) right-hand sides.
+        R: (..., L, m, m) blocks ``R(d)``, ``d = 0 .. L-1``; ``T[a, b] = R(a - b)``, ``R(-d) = R(d)^T``.
+        Y: (..., L, m, k) right-hand sides (same leading batch dimensions as ``R``).
 
     Returns:
-        (L, m, k) solution (non-finite if the recursion broke down).
+        (..., L, m, k) solutions (a system whose recursion broke down is non-finite).
     """
-    L, m, _ = R.shape
+    batch = R.shape[:-3]
+    L, m, _ = R.shape[-3:]
     k = Y.shape[-1]
-    # rev[:, i*m:(i+1)*m] = R(L-1-i): the row [R(n), R(n-1), ..., R(1)] is the slice starting at block L-1-n
-    rev = np.ascontiguousarray(R[:0:-1].transpose(1, 0, 2)).reshape(m, (L - 1) * m)
-    rhs = Y.reshape(L * m, k)
+    R = R.reshape(-1, L, m, m)
+    nb = len(R)
+    # rev[:, :, i*m:(i+1)*m] = R(L-1-i): the row [R(n), R(n-1), ..., R(1)] is the slice starting at block L-1-n
+    rev = np.ascontiguousarray(R[:, :0:-1].transpose(0, 2, 1, 3)).reshape(nb, m, (L - 1) * m)
+    rhs = Y.reshape(nb, L * m, k)
+    eye = np.broadcast_to(np.eye(m), (nb, m, m))
     # forward predictor A_n (blocks 0..n-1, A_n[0] = I) and the solution x_n, side by side: [A | X]
-    ax = np.zeros((L * m, m + k))
-    ax[:m, :m] = np.eye(m)
+    ax = np.zeros((nb, L * m, m + k))
+    ax[:, :m, :m] = eye
     # backward predictor B_n (blocks 0..n-1, B_n[n-1] = I), right-aligned: block i of B_n at rows (L-n+i)*m
-    bb = np.zeros((L * m, m))
-    bb[(L - 1) * m :] = np.eye(m)
-    ef = R[0].copy()  # forward and backward prediction error covariances
-    eb = R[0].copy()
+    bb = np.zeros((nb, L * m, m))
+    bb[:, (L - 1) * m :] = eye
+    ef = R[:, 0].copy()  # forward and backward prediction error covariances
+    eb = R[:, 0].copy()
     efi = ebi = np.linalg.inv(ef)
-    ax[:m, m:] = ebi @ rhs[:m]
+    ax[:, :m, m:] = ebi @ rhs[:, :m]
+    ok = np.ones(nb, dtype=bool)
     with np.errstate(all="ignore"):
         for n in range(1, L):
             nm = n * m
-            prod = rev[:, (L - 1 - n) * m :] @ ax[:nm]  # [sum_a R(n-a) A[a] | sum_a R(n-a) x[a]]
-            df, theta = prod[:, :m], prod[:, m:]
+            prod = rev[:, :, (L - 1 - n) * m :] @ ax[:, :nm]  # [sum_a R(n-a) A[a] | sum_a R(n-a) x[a]]
+            df, theta = prod[..., :m], prod[..., m:]
+            dft = df.transpose(0, 2, 1)
             kf = ebi @ df  # reflection coefficients; the backward mismatch is df^T
-            kb = efi @ df.T
-            ef = ef - df.T @ kf
+            kb = efi @ dft
+            ef = ef - dft @ kf
             eb = eb - df @ kb
-            efi, ebi = np.linalg.inv(np.stack([ef, eb]))
-            g = ebi @ (rhs[nm : nm + m] - theta)
+            inv = np.linalg.inv(np.stack([ef, eb]))
+            efi, ebi = inv[0], inv[1]
+            g = ebi @ (rhs[:, nm : nm + m] - theta)
             # A_{n+1} = [A_n; 0] - [0; B_n] kf,  B_{n+1} = [0; B_n] - [A_n; 0] kb,  x_{n+1} = [x_n; 0] + B_{n+1} g
-            up_b = bb[(L - n) * m :] @ np.concatenate([-kf, g], 1)
-            up_a = ax[:nm, :m] @ np.concatenate([kb, -(kb @ g)], 1)
-            ax[m : nm + m] += up_b
-            bb[(L - n - 1) * m : (L - 1) * m] -= up_a[:, :m]
-            ax[:nm, m:] += up_a[:, m:]
-            if n % 64 == 0 and not np.isfinite(ebi).all():
-                return np.full((L, m, k), np.nan)
-    return ax[:, m:].reshape(L, m, k)
+            up_b = bb[:, (L - n) * m :] @ np.concatenate([-kf, g], -1)
+            up_a = ax[:, :nm, :m] @ np.concatenate([kb, -(kb @ g)], -1)
+            ax[:, m : nm + m] += up_b
+            bb[:, (L - n - 1) * m : (L - 1) * m] -= up_a[..., :m]
+            ax[:, :nm, m:] += up_a[..., m:]
+            if n % 64 == 0:
+                ok &= np.isfinite(ebi).all((-1, -2))
+                if not ok.any():
+                    break
+    out = ax[:, :, m:].reshape(nb, L, m, k)
+    out[~(ok & np.isfinite(out).all((-1, -2, -3)))] = np.nan
+    return out.reshape(*batch, L, m, k)
 
 
 def dense_toeplitz(R: np.ndarray) -> np.ndarray:
-    """The dense (L*m, L*m) matrix ``T`` of :func:`block_levinson`."""
+    """The dense (L*m, L*m) matrix ``T`` of :func:`block_levinson` (one system, no batch)."""
     L, m, _ = R.shape
     lag = np.arange(L)[:, None] - np.arange(L)[None, :]
     blocks = np.where((lag >= 0)[..., None, None], R[np.abs(lag)], R[np.abs(lag)].transpose(0, 1, 3, 2))
@@ -159,17 +174,24 @@ def dense_toeplitz(R: np.ndarray) -> np.ndarray:
 
 
 def _dense_solve(R: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    T = dense_toeplitz(R)
-    rhs = Y.reshape(-1, Y.shape[-1])
-    try:
-        sol = np.linalg.solve(T, rhs)
-    except np.linalg.LinAlgError:  # museval's fallback too
-        sol = np.linalg.lstsq(T, rhs, rcond=None)[0]
-    return sol.reshape(Y.shape)
+    """Dense LU solves of a batch (..., L, m, m) of systems (museval's method), least squares if singular."""
+    L, m, _ = R.shape[-3:]
+    Rs, Ys = R.reshape(-1, L, m, m), Y.reshape(-1, L * m, Y.shape[-1])
+    out = np.empty_like(Ys)
+    for i, (r, rhs) in enumerate(zip(Rs, Ys)):
+        T = dense_toeplitz(r)
+        try:
+            out[i] = np.linalg.solve(T, rhs)
+        except np.linalg.LinAlgError:  # museval's fallback too
+            out[i] = np.linalg.lstsq(T, rhs, rcond=None)[0]
+    return out.reshape(Y.shape)
 
 
 def solve_block_toeplitz(R: Tensor, Y: Tensor) -> Tensor:
     """Solve the batch of systems ``T X = Y``: conjugate gradients, then Levinson, then dense LU where needed.
+
+    The systems that conjugate gradients leave inaccurate go to one batched Levinson call, those that it leaves
+    inaccurate to one dense call.
 
     Args:
         R: (S, L, m, m) blocks of S symmetric positive definite block-Toeplitz matrices (float64).
@@ -180,16 +202,26 @@ def solve_block_toeplitz(R: Tensor, Y: Tensor) -> Tensor:
     """
     spectra = _circulant_spectra(R)
     norm_t = _frobenius(R)
-    X = conjugate_gradient(R, Y)
-    ok = _residual_ok(spectra, norm_t, X, Y)
-    for s in (~ok).nonzero().flatten().tolist():
-        R_np, Y_np = R[s].cpu().numpy(), Y[s].cpu().numpy()
+    eig = torch.linalg.eigvalsh(spectra)  # (S, L + 1, m): the circulant embedding's spectrum, a proxy for T's
+    conditioned = eig.amin((-1, -2)) > CG_MIN_EIGEN_RATIO * eig.amax((-1, -2))
+    X = torch.zeros_like(Y)
+    ok = torch.zeros(len(Y), dtype=torch.bool, device=Y.device)
+    if bool(conditioned.any()):
+        tried = conditioned.nonzero().flatten()
+        X[tried] = conjugate_gradient(R[tried], Y[tried])
+        ok[tried] = _residual_ok(spectra[tried], norm_t[tried], X[tried], Y[tried])
+    bad = (~ok).nonzero().flatten()
+    if len(bad):
+        R_np, Y_np = R[bad].cpu().numpy(), Y[bad].cpu().numpy()
         sol = torch.from_numpy(block_levinson(R_np, Y_np)).to(R.device)
-        if not bool(_residual_ok(spectra[s], norm_t[s], sol, Y[s])):
-            size = Y_np.size // Y_np.shape[-1]
-            logger.info("Levinson recursion not accurate enough; solving a %d x %d system densely", size, size)
-            sol = torch.from_numpy(_dense_solve(R_np, Y_np)).to(R.device)
-        X[s] = sol
+        ok = _residual_ok(spectra[bad], norm_t[bad], sol, Y[bad])
+        X[bad] = sol
+        redo = (~ok).nonzero().flatten()
+        if len(redo):
+            size = Y_np[0].size // Y_np.shape[-1]
+            logger.info("Levinson recursion not accurate enough; solving %d x %d system(s) densely", size, size)
+            idx = redo.cpu().numpy()
+            X[bad[redo]] = torch.from_numpy(_dense_solve(R_np[idx], Y_np[idx])).to(R.device)
     return X
 
 
@@ -207,10 +239,15 @@ def solve_filters(corr: Tensor, nsrc: int, nchan: int) -> tuple[Tensor, Tensor]:
         projection on a single reference source (non-zero only where ``p`` belongs to that source).
     """
     B, m = corr.shape[:2]
+    L = corr.shape[-1]
     R = corr[:, :, :m].permute(0, 3, 1, 2).contiguous()  # (B, L, m, m)
     R[:, 0] += EPS * torch.eye(m, dtype=R.dtype, device=R.device)
     Y = corr[:, :, m:].permute(0, 3, 1, 2).contiguous()  # (B, L, m, m): lags of reference p against estimate r
-    source = torch.arange(m, device=R.device) // nchan
-    same = (source[:, None] == source[None, :]).to(R.dtype)  # block diagonal: one system per reference source
-    X = solve_block_toeplitz(torch.cat([R, R * same]), torch.cat([Y, Y]))
-    return X[:B], X[B:]
+    filters = solve_block_toeplitz(R, Y)
+    # the per-source system is block diagonal: one (nchan x nchan)-block system per reference source
+    per = R.reshape(B, L, nsrc, nchan, nsrc, nchan).diagonal(dim1=2, dim2=4)  # (B, L, nchan, nchan, nsrc)
+    per = per.permute(0, 4, 1, 2, 3).reshape(B * nsrc, L, nchan, nchan)
+    rhs = Y.reshape(B, L, nsrc, nchan, m).permute(0, 2, 1, 3, 4).reshape(B * nsrc, L, nchan, m)
+    sol = solve_block_toeplitz(per.contiguous(), rhs.contiguous()).reshape(B, nsrc, L, nchan, m)
+    own = sol.permute(0, 2, 1, 3, 4).reshape(B, L, m, m)  # rows of reference source j: its own system's solution
+    return filters, own
