@@ -107,6 +107,21 @@ def conjugate_gradient(R: Tensor, Y: Tensor, iterations: int | None = None) -> T
     return X
 
 
+def _inverse_or_nan(a: np.ndarray) -> np.ndarray:
+    """Batched matrix inverse; an exactly singular matrix gives NaN (its system then goes to the dense solver)."""
+    try:
+        return np.linalg.inv(a)
+    except np.linalg.LinAlgError:
+        flat = a.reshape((-1,) + a.shape[-2:])
+        out = np.full_like(flat, np.nan)
+        for i, matrix in enumerate(flat):
+            try:
+                out[i] = np.linalg.inv(matrix)
+            except np.linalg.LinAlgError:
+                pass
+        return out.reshape(a.shape)
+
+
 def block_levinson(R: np.ndarray, Y: np.ndarray) -> np.ndarray:
     """Solve ``T X = Y`` for symmetric positive definite block-Toeplitz ``T`` given by ``R`` (numpy, CPU), batched.
 
@@ -134,7 +149,7 @@ def block_levinson(R: np.ndarray, Y: np.ndarray) -> np.ndarray:
     bb[:, (L - 1) * m :] = eye
     ef = R[:, 0].copy()  # forward and backward prediction error covariances
     eb = R[:, 0].copy()
-    efi = ebi = np.linalg.inv(ef)
+    efi = ebi = _inverse_or_nan(ef)
     ax[:, :m, m:] = ebi @ rhs[:, :m]
     ok = np.ones(nb, dtype=bool)
     with np.errstate(all="ignore"):
@@ -147,7 +162,7 @@ def block_levinson(R: np.ndarray, Y: np.ndarray) -> np.ndarray:
             kb = efi @ dft
             ef = ef - dft @ kf
             eb = eb - df @ kb
-            inv = np.linalg.inv(np.stack([ef, eb]))
+            inv = _inverse_or_nan(np.stack([ef, eb]))
             efi, ebi = inv[0], inv[1]
             g = ebi @ (rhs[:, nm : nm + m] - theta)
             # A_{n+1} = [A_n; 0] - [0; B_n] kf,  B_{n+1} = [0; B_n] - [A_n; 0] kb,  x_{n+1} = [x_n; 0] + B_{n+1} g
