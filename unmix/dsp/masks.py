@@ -1,10 +1,14 @@
 """Initial source estimates: magnitude x mixture phase, ratio masks, Spleeter's mask extension.
 
 Layout used throughout: spectrograms ``(..., nb_sources, nb_channels, nb_bins, nb_frames)``, mixture STFT
-``(..., nb_channels, nb_bins, nb_frames)`` complex.
+``(..., nb_channels, nb_bins, nb_frames)`` complex. The arithmetic on complex values is written on real/imaginary
+pairs (:func:`phase_estimates_pairs`); :func:`phase_estimates` is its complex-tensor front. The pair form is what the
+TorchScript/ONNX export (:mod:`unmix.export`) runs, so eager and exported graphs share one implementation.
 """
 
 from __future__ import annotations
+
+from typing import Optional, Tuple
 
 import torch
 from torch import Tensor
@@ -22,10 +26,41 @@ def phase_estimates(spectrograms: Tensor, mix_stft: Tensor) -> Tensor:
     Returns:
         Complex estimates ``(..., nb_sources, nb_channels, nb_bins, nb_frames)``.
     """
-    magnitude = mix_stft.abs()
-    # unit phasor of the mixture; angle(0) = 0, so silent bins get phase 1 as with atan2
-    unit = torch.where(magnitude > 0, mix_stft / magnitude.clamp_min(torch.finfo(magnitude.dtype).tiny), 1.0)
-    return spectrograms * unit.unsqueeze(-4)
+    real, imag = phase_estimates_pairs(spectrograms, mix_stft.real, mix_stft.imag, mix_stft.abs())
+    return torch.complex(real, imag)
+
+
+def phase_estimates_pairs(
+    spectrograms: Tensor,
+    mix_real: Tensor,
+    mix_imag: Tensor,
+    magnitude: Optional[Tensor] = None,
+    scale: Optional[Tensor] = None,
+) -> Tuple[Tensor, Tensor]:
+    """Target magnitudes with the mixture phase, on real/imaginary pairs.
+
+    Args:
+        spectrograms: magnitudes ``(..., nb_sources, nb_channels, nb_bins, nb_frames)`` (channels may be 1).
+        mix_real: real part of the mixture ``(..., nb_channels, nb_bins, nb_frames)``.
+        mix_imag: imaginary part, same shape.
+        magnitude: ``|mixture|`` if already known (the complex front passes ``abs()``, whose gradient is defined at
+            0); None computes ``sqrt(real^2 + imag^2)``.
+        scale: divide the estimates by this (broadcastable to the mixture), applied to the unit phasors.
+
+    Returns:
+        ``(real, imag)`` of the estimates, each ``(..., nb_sources, nb_channels, nb_bins, nb_frames)``.
+    """
+    if magnitude is None:
+        magnitude = torch.sqrt(mix_real.square() + mix_imag.square())
+    # unit phasor of the mixture; angle(0) = 0, so silent bins get phase 1 as with atan2. The inner where keeps the
+    # division (and its gradient) finite in silent bins.
+    positive = magnitude > 0
+    safe = torch.where(positive, magnitude, torch.ones_like(magnitude))
+    unit_real = torch.where(positive, mix_real / safe, torch.ones_like(mix_real))
+    unit_imag = mix_imag / safe  # 0 where the mixture is silent
+    if scale is not None:
+        unit_real, unit_imag = unit_real / scale, unit_imag / scale
+    return spectrograms * unit_real.unsqueeze(-4), spectrograms * unit_imag.unsqueeze(-4)
 
 
 def ratio_masks(spectrograms: Tensor, alpha: float = 1.0, eps: float = 1e-10, spread_eps: bool = False) -> Tensor:
@@ -64,12 +99,13 @@ def extend_masks(masks: Tensor, nb_bins: int, mode: str) -> Tensor:
         raise ValueError(f"masks have {masks.shape[-2]} bins, more than the STFT's {nb_bins}")
     if extra == 0:
         return masks
+    shape = list(masks.shape[:-2]) + [extra, masks.shape[-1]]  # (list arithmetic: TorchScript-compatible)
     if mode == "zeros":
-        fill = masks.new_zeros(masks.shape[:-2] + (extra, masks.shape[-1]))
+        fill = masks.new_zeros(shape)
     elif mode == "average":
-        fill = masks.mean(dim=-2, keepdim=True).expand(masks.shape[:-2] + (extra, masks.shape[-1]))
+        fill = masks.mean(dim=-2, keepdim=True).expand(shape)
     else:
-        raise ValueError(f"mask_extension must be one of {MASK_EXTENSIONS}, got {mode!r}")
+        raise ValueError(f"mask_extension must be one of ('zeros', 'average'), got '{mode}'")
     return torch.cat([masks, fill], dim=-2)
 
 
@@ -80,4 +116,4 @@ def zero_extend(spectrograms: Tensor, nb_bins: int) -> Tensor:
         raise ValueError(f"model output has {spectrograms.shape[-2]} bins, more than the STFT's {nb_bins}")
     if extra == 0:
         return spectrograms
-    return torch.nn.functional.pad(spectrograms, (0, 0, 0, extra))
+    return torch.nn.functional.pad(spectrograms, [0, 0, 0, extra])
