@@ -13,6 +13,7 @@ import os
 import sys
 from pathlib import Path
 
+from unmix.cli._types import non_negative_int, positive_float
 from unmix.utils.logging import LOGGER_NAME, enable_logging
 
 logger = logging.getLogger(__name__)
@@ -24,20 +25,6 @@ def _positive_int(text: str) -> int:
     value = int(text)
     if value < 1:
         raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a number > 0, got {text!r}")
     return value
 
 
@@ -77,10 +64,10 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
         help="registered model name, model folder or Spleeter configuration JSON (default umxl)",
     )
     model.add_argument("--targets", nargs="+", metavar="TARGET", help="targets to separate (default: all)")
-    model.add_argument("--niter", type=_non_negative_int, default=1, help="Wiener EM iterations (default 1)")
+    model.add_argument("--niter", type=non_negative_int, default=1, help="Wiener EM iterations (default 1)")
     model.add_argument(
         "--wiener-win-len",
-        type=_non_negative_int,
+        type=non_negative_int,
         default=300,
         metavar="FRAMES",
         help="frames per Wiener block, 0: whole track (default 300)",
@@ -101,7 +88,7 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
     )
     model.add_argument(
         "--chunk-seconds",
-        type=_positive_float,
+        type=positive_float,
         default=None,
         metavar="SECONDS",
         help="separate long tracks in chunks of this length (bounded memory)",
@@ -122,8 +109,8 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
         help="also write the estimates as DIR/<subset>/<track>/<target>.wav",
     )
     out.add_argument("--resume", action="store_true", help="keep the scores of tracks already in --evaldir")
-    out.add_argument("--win", type=_positive_float, default=1.0, help="BSSEval window in seconds (default 1)")
-    out.add_argument("--hop", type=_positive_float, default=1.0, help="BSSEval hop in seconds (default 1)")
+    out.add_argument("--win", type=positive_float, default=1.0, help="BSSEval window in seconds (default 1)")
+    out.add_argument("--hop", type=positive_float, default=1.0, help="BSSEval hop in seconds (default 1)")
     out.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
     out.add_argument("--cores", type=_positive_int, default=1, help="worker processes over tracks (default 1)")
     out.add_argument("--no-progress", action="store_true", help="no progress bar")

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from unmix.cli._types import non_negative_int, positive_float
 from unmix.errors import ModelNotFoundError, UnmixError
 from unmix.utils.logging import LOGGER_NAME, enable_logging
 
@@ -26,20 +27,6 @@ HELP = "export a separator (or its spectrogram models) to TorchScript or ONNX fo
 
 DEFAULT_MODEL = "umxl"
 _EXPECTED_ERRORS = (UnmixError, OSError, ValueError)
-
-
-def _non_negative_int(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text!r}")
-    return value
-
-
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0 or value == float("inf"):
-        raise argparse.ArgumentTypeError(f"expected a positive number, got {text!r}")
-    return value
 
 
 def build_parser(parser: argparse.ArgumentParser) -> None:
@@ -58,13 +45,13 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
                         help="separator: audio in, stems out (STFT, masks, Wiener EM, inverse STFT); models: one "
                         "spectrogram model per target (default separator)")
     filt = parser.add_argument_group("filter settings fixed in the exported separator")
-    filt.add_argument("--niter", type=_non_negative_int, default=1, help="Wiener EM iterations (default 1)")
-    filt.add_argument("--wiener-win-len", type=_non_negative_int, default=300, metavar="FRAMES",
+    filt.add_argument("--niter", type=non_negative_int, default=1, help="Wiener EM iterations (default 1)")
+    filt.add_argument("--wiener-win-len", type=non_negative_int, default=300, metavar="FRAMES",
                       help="frames per Wiener block; 0 filters the whole input at once (default 300)")
     filt.add_argument("--residual", nargs="?", const="residual", default=None, metavar="NAME",
                       help="add the residual (mixture - sum of the targets) as an output named NAME")
     filt.add_argument("--softmask", action="store_true", help="start the EM from ratio masks")
-    filt.add_argument("--alpha", type=_positive_float, default=1.0, help="ratio-mask exponent (default 1.0)")
+    filt.add_argument("--alpha", type=positive_float, default=1.0, help="ratio-mask exponent (default 1.0)")
     filt.add_argument("--mwf", action="store_true", help="Spleeter models: multichannel Wiener filter")
     out = parser.add_argument_group("export")
     out.add_argument("--opset", type=int, default=18, help="ONNX opset, >= 17 (default 18)")
