@@ -68,3 +68,22 @@ def noise(nb_samples: int, nb_channels: int, length: int, seed: int = 0, dtype=t
     """Uniform noise in [-0.5, 0.5)."""
     generator = torch.Generator().manual_seed(seed)
     return (torch.rand(nb_samples, nb_channels, length, generator=generator) - 0.5).to(dtype)
+
+
+TOLERANCE = 1e-4
+
+
+def assert_parity(path, separator: Separator, shapes):
+    """Run the exported file and the eager separator on noise of each ``(nb_samples, length)``; within TOLERANCE."""
+    from unmix.export import load_exported
+
+    exported = load_exported(path)
+    for nb_samples, length in shapes:
+        audio = noise(nb_samples, separator.nb_channels, length, seed=length)
+        with torch.no_grad():
+            expected = separator(audio)
+        actual = exported(audio)
+        assert actual.shape == expected.shape
+        error = (actual - expected).abs().max().item()
+        assert error <= TOLERANCE, f"{nb_samples} x {length} samples: max abs error {error:.3g}"
+    return exported

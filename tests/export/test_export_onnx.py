@@ -9,27 +9,11 @@ import json
 
 import pytest
 import torch
-from export_helpers import full_umx_separator, full_unet_separator, noise
+from export_helpers import TOLERANCE, assert_parity, full_umx_separator, full_unet_separator, noise
 
 from unmix.errors import ModelLoadingError
 from unmix.export import export_model, export_separator, load_exported, sdr_per_target
 from unmix.export.onnx import METADATA_KEY, op_types, quantize_onnx, read_metadata
-
-TOLERANCE = 1e-4
-
-
-def _assert_parity(path, separator, shapes):
-    exported = load_exported(path)
-    for nb_samples, length in shapes:
-        audio = noise(nb_samples, separator.nb_channels, length, seed=length)
-        with torch.no_grad():
-            expected = separator(audio)
-        actual = exported(audio)
-        assert actual.shape == expected.shape
-        error = (actual - expected).abs().max().item()
-        assert error <= TOLERANCE, f"{nb_samples} x {length} samples: max abs error {error:.3g}"
-    return exported
-
 
 @pytest.fixture(scope="module")
 def umx_onnx(umx_small, export_dir):
@@ -39,7 +23,7 @@ def umx_onnx(umx_small, export_dir):
 def test_small_openunmix_separator(umx_small, umx_onnx):
     assert umx_onnx.max_abs_error is not None and umx_onnx.max_abs_error <= TOLERANCE
     # shorter than one Wiener block, several blocks with a partial last one, a batch of 3
-    exported = _assert_parity(umx_onnx.path, umx_small, [(1, 300), (1, 4321), (3, 9000)])
+    exported = assert_parity(umx_onnx.path, umx_small, [(1, 300), (1, 4321), (3, 9000)])
     assert exported.format == "onnx" and exported.targets == ["vocals", "drums"]
     ops = op_types(umx_onnx.path)
     # FFTs are DFT nodes, the BiLSTM stays an LSTM node; no complex type and no STFT/filterbank
@@ -54,7 +38,7 @@ def test_small_openunmix_separator(umx_small, umx_onnx):
 def test_small_unet_separator(unet_small, export_dir):
     info = export_separator(unet_small, export_dir / "unet_small.onnx", "onnx")
     # one U-Net segment (64 frames), several segments, a batch of 2
-    _assert_parity(info.path, unet_small, [(1, 500), (1, 20000), (2, 9999)])
+    assert_parity(info.path, unet_small, [(1, 500), (1, 20000), (2, 9999)])
 
 
 def test_full_size_openunmix(export_dir):
@@ -69,13 +53,13 @@ def test_full_size_openunmix(export_dir):
             expected = model(magnitude)
         assert (exported(magnitude) - expected).abs().max().item() <= TOLERANCE
     info = export_separator(separator, export_dir / "umxhq-sep.onnx", "onnx", check=False)
-    _assert_parity(info.path, separator, [(1, 8 * 44100 + 123)])  # 345 frames: two Wiener blocks
+    assert_parity(info.path, separator, [(1, 8 * 44100 + 123)])  # 345 frames: two Wiener blocks
 
 
 def test_full_size_unet_separator(export_dir):
     separator = full_unet_separator()
     info = export_separator(separator, export_dir / "2stems.onnx", "onnx", check=False)
-    _assert_parity(info.path, separator, [(1, 2 * 44100 + 7)])
+    assert_parity(info.path, separator, [(1, 2 * 44100 + 7)])
 
 
 def test_int8_quantisation(umx_small, umx_onnx, export_dir):

@@ -4,26 +4,10 @@ from __future__ import annotations
 
 import pytest
 import torch
-from export_helpers import full_umx_separator, full_unet_separator, noise
+from export_helpers import TOLERANCE, assert_parity, full_umx_separator, full_unet_separator
 
 from unmix.errors import ModelLoadingError
 from unmix.export import export_models, export_separator, load_exported
-
-TOLERANCE = 1e-4
-
-
-def _assert_parity(path, separator, shapes):
-    exported = load_exported(path)
-    for nb_samples, length in shapes:
-        audio = noise(nb_samples, separator.nb_channels, length, seed=length)
-        with torch.no_grad():
-            expected = separator(audio)
-        actual = exported(audio)
-        assert actual.shape == expected.shape
-        error = (actual - expected).abs().max().item()
-        assert error <= TOLERANCE, f"{nb_samples} x {length} samples: max abs error {error:.3g}"
-    return exported
-
 
 @pytest.mark.parametrize("name", ["umx_small", "unet_small"])
 def test_small_separator(name, request, export_dir):
@@ -31,7 +15,7 @@ def test_small_separator(name, request, export_dir):
     info = export_separator(separator, export_dir / f"{name}.pt", "torchscript")
     assert info.max_abs_error is not None and info.max_abs_error <= TOLERANCE
     # one Wiener block or U-Net segment, several of them with a partial last one, a batch of 3
-    exported = _assert_parity(info.path, separator, [(1, 300), (1, 4321), (3, 9000)])
+    exported = assert_parity(info.path, separator, [(1, 300), (1, 4321), (3, 9000)])
     assert exported.format == "torchscript"
     assert exported.targets == separator.targets
     assert exported.metadata["sample_rate"] == separator.sample_rate
@@ -56,7 +40,7 @@ def test_full_size_separator(build, export_dir):
     separator = build()
     info = export_separator(separator, export_dir / f"full-{build.__name__}.pt", "torchscript", check=False)
     # umxhq-size: 8 s = 345 frames, two Wiener blocks of 300 frames
-    _assert_parity(info.path, separator, [(1, 8 * 44100 + 123)])
+    assert_parity(info.path, separator, [(1, 8 * 44100 + 123)])
 
 
 def test_int8_quantisation(umx_small, export_dir):
