@@ -15,7 +15,8 @@ import torch
 from torch import Tensor, nn
 
 from unmix.dsp.masks import MASK_EXTENSIONS, extend_masks, ratio_masks, zero_extend
-from unmix.dsp.stft import TorchSTFT, overlap_add
+from unmix import inference as inference_paths
+from unmix.dsp.stft import TorchSTFT
 from unmix.dsp.wiener import wiener_filter
 from unmix.errors import TargetNotFoundError
 
@@ -139,31 +140,16 @@ class Separator(nn.Module):
                 "add the missing axes, e.g. audio[None] for one stereo signal"
             )
         mix_stft = self.stft(audio)  # (B, C, F, N) complex
+        inference = not torch.is_grad_enabled() and hasattr(self.stft, "synthesis_frames")
+        if inference and inference_paths.frame_major_supported(self, mix_stft):
+            return inference_paths.separate_frame_major(self, mix_stft, frame_offset, audio.shape[-1])
         spectrograms = self.estimate_spectrograms(mix_stft)
-        if not torch.is_grad_enabled() and hasattr(self.stft, "synthesis_frames"):
-            return self._filter_and_invert(spectrograms, mix_stft, frame_offset, audio.shape[-1])
+        if inference:
+            return inference_paths.filter_and_invert(self, spectrograms, mix_stft, frame_offset, audio.shape[-1])
         estimates = self.filter(spectrograms, mix_stft, frame_offset)
         if len(self.output_indices) != estimates.shape[1]:
             estimates = estimates[:, self.output_indices]
         return self.stft.inverse(estimates, length=audio.shape[-1])
-
-    def _filter_and_invert(self, spectrograms: Tensor, mix_stft: Tensor, frame_offset: int, length: int) -> Tensor:
-        """Inference: filter one Wiener block at a time and overlap-add its frames straight into the output, so the
-        complex estimates of the whole signal never exist at once."""
-        nb_frames = mix_stft.shape[-1]
-        n_fft, n_hop = int(self.stft.n_fft), int(self.stft.n_hop)
-        summed = None
-        for start, stop in self._blocks(nb_frames, frame_offset):
-            estimates = self._filter_block(spectrograms[..., start:stop], mix_stft[..., start:stop])
-            if len(self.output_indices) != estimates.shape[1]:
-                estimates = estimates[:, self.output_indices]
-            frames = self.stft.synthesis_frames(estimates)  # (B, J, C, n_fft, stop - start)
-            del estimates
-            if summed is None:
-                summed = frames.new_zeros(frames.shape[:3] + (n_fft + n_hop * (nb_frames - 1),))
-            piece = overlap_add(frames.reshape((-1,) + frames.shape[-2:]), n_hop)
-            summed[..., start * n_hop : start * n_hop + piece.shape[-1]] += piece.reshape(frames.shape[:3] + (-1,))
-        return self.stft.finish(summed, nb_frames, length)
 
     def estimate_spectrograms(self, mix_stft: Tensor) -> Tensor:
         """Run every target model on the mixture magnitude.

@@ -169,8 +169,9 @@ def test_outputs_select_sources_after_joint_filtering():
         tiny_separator(outputs=["guitar"])
 
 
+@pytest.mark.parametrize("nb_samples", [1, 2])
 @pytest.mark.parametrize("nb_channels,unidirectional", [(1, False), (2, False), (2, True)])
-def test_folded_inference_path_equals_training_graph(nb_channels, unidirectional):
+def test_folded_inference_path_equals_training_graph(nb_channels, unidirectional, nb_samples):
     model = OpenUnmix(nb_bins=65, nb_channels=nb_channels, hidden_size=16, nb_layers=2, max_bin=40,
                       unidirectional=unidirectional, input_mean=torch.rand(65), input_scale=torch.rand(65) + 0.5)
     for bn in (model.bn1, model.bn2, model.bn3):
@@ -180,7 +181,7 @@ def test_folded_inference_path_equals_training_graph(nb_channels, unidirectional
     torch.nn.init.normal_(model.output_scale)
     torch.nn.init.normal_(model.output_mean)
     model.eval()
-    x = torch.rand(2, nb_channels, 65, 30)
+    x = torch.rand(nb_samples, nb_channels, 30, 65).transpose(-1, -2)  # frame-major, as torch.stft returns it
     with torch.no_grad():
         folded = model(x)
     reference = model(x)  # grad mode: the layer-by-layer graph

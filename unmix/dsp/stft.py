@@ -70,10 +70,14 @@ class TorchSTFT(nn.Module):
         summed = overlap_add(frames.reshape((-1,) + frames.shape[-2:]), self.n_hop)
         return self.finish(summed.reshape(frames.shape[:-2] + summed.shape[-1:]), spec.shape[-1], length)
 
+    def synthesis_window(self, dtype: torch.dtype, device: torch.device) -> Tensor:
+        """The window ``(n_fft,)`` applied to the ``irfft`` of every frame before overlap-adding."""
+        return self.window.to(device=device, dtype=dtype)
+
     def synthesis_frames(self, spec: Tensor) -> Tensor:
         """Windowed time frames ``(..., n_fft, nb_frames)`` of ``spec`` ``(..., nb_bins, nb_frames)``, to be
         overlap-added (the inverse STFT in pieces: blocks of frames can be added into one buffer)."""
-        window = self.window.to(device=spec.device, dtype=spec.real.dtype)
+        window = self.synthesis_window(spec.real.dtype, spec.device)
         return torch.fft.irfft(spec, n=self.n_fft, dim=-2) * window[:, None]
 
     def finish(self, summed: Tensor, nb_frames: int, length: int) -> Tensor:

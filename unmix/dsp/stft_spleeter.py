@@ -42,8 +42,9 @@ class SpleeterSTFT(nn.Module):
         self.n_hop = int(n_hop)
         self.register_buffer("window", torch.hann_window(self.n_fft, periodic=True), persistent=False)
 
-    def _window(self, dtype: torch.dtype, device: torch.device) -> Tensor:
-        """The periodic Hann window in ``dtype`` (recomputed in float64 rather than upcast from float32)."""
+    def synthesis_window(self, dtype: torch.dtype, device: torch.device) -> Tensor:
+        """The periodic Hann window in ``dtype`` (recomputed in float64 rather than upcast from float32), used for
+        analysis and synthesis."""
         if dtype == torch.float64:
             return torch.hann_window(self.n_fft, periodic=True, dtype=dtype, device=device)
         return self.window.to(device=device, dtype=dtype)
@@ -63,7 +64,7 @@ class SpleeterSTFT(nn.Module):
         nb_frames = self.nb_frames(shape[-1])
         total = (nb_frames - 1) * self.n_hop + self.n_fft
         flat = F.pad(audio.reshape(-1, shape[-1]), (self.n_fft, total - self.n_fft - shape[-1]))
-        window = self._window(audio.dtype, audio.device)
+        window = self.synthesis_window(audio.dtype, audio.device)
         spec = torch.stft(flat, n_fft=self.n_fft, hop_length=self.n_hop, window=window, center=False,
                           normalized=False, onesided=True, return_complex=True)
         return spec.reshape(shape[:-1] + spec.shape[-2:])
@@ -74,7 +75,7 @@ class SpleeterSTFT(nn.Module):
         if spec.shape[-2] != self.nb_bins:
             raise ModelLoadingError(f"SpleeterSTFT.inverse expects {self.nb_bins} bins (n_fft={self.n_fft}), "
                                     f"got spectrogram shape {tuple(spec.shape)}")
-        window = self._window(spec.real.dtype, spec.device)
+        window = self.synthesis_window(spec.real.dtype, spec.device)
         return torch.fft.irfft(spec, n=self.n_fft, dim=-2) * window[:, None]
 
     def finish(self, summed: Tensor, nb_frames: int, length: int) -> Tensor:

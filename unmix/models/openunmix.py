@@ -135,19 +135,29 @@ class OpenUnmix(nn.Module):
         w1, b1 = _fold_batchnorm(self.fc1.weight, self.bn1)
         scale = self.input_scale.repeat(nb_channels)  # fc1 inputs are (channel, bin) pairs
         b1 = b1 + w1 @ (self.input_mean.repeat(nb_channels) * scale)
-        w1 = w1 * scale
-        h = x[:, :, : self.nb_bins, :].permute(3, 0, 1, 2).reshape(-1, nb_channels * self.nb_bins)
-        h = torch.tanh(torch.addmm(b1, h, w1.t())).reshape(nb_frames, nb_samples, self.hidden_size)
+        w1 = (w1 * scale).t().reshape(nb_channels, self.nb_bins, self.hidden_size)
+        rows = x[:, :, : self.nb_bins, :]
+        if nb_samples == 1 and not _tracing() and not torch.is_autocast_enabled(x.device.type):
+            # one product per channel, each reading its (nb_frames, max_bin) slice of x in place: a frame-major
+            # spectrogram, as torch.stft returns it, needs no copy
+            h = torch.addmm(b1, rows[0, 0].t(), w1[0])
+            for c in range(1, nb_channels):
+                h.addmm_(rows[0, c].t(), w1[c])
+            h = h.tanh_().unsqueeze(1)  # (nb_frames, 1, hidden_size)
+        else:
+            h = rows.permute(3, 0, 1, 2).reshape(-1, nb_channels * self.nb_bins)
+            h = torch.addmm(b1, h, w1.reshape(-1, self.hidden_size)).tanh_()
+            h = h.reshape(nb_frames, nb_samples, self.hidden_size)
         lstm_out, _ = self.lstm(h)
         h = torch.cat([h, lstm_out], -1).reshape(-1, 2 * self.hidden_size)
         w2, b2 = _fold_batchnorm(self.fc2.weight, self.bn2)
-        h = torch.relu(torch.addmm(b2, h, w2.t()))
+        h = torch.addmm(b2, h, w2.t()).relu_()
         w3, b3 = _fold_batchnorm(self.fc3.weight, self.bn3)
         out_scale = self.output_scale.repeat(nb_channels)
         w3 = w3 * out_scale[:, None]
         b3 = b3 * out_scale + self.output_mean.repeat(nb_channels)
-        mask = torch.relu(torch.addmm(b3, h, w3.t())).reshape(nb_frames, nb_samples, nb_channels, self.nb_output_bins)
-        return mask.permute(1, 2, 3, 0) * x
+        mask = torch.addmm(b3, h, w3.t()).relu_().reshape(nb_frames, nb_samples, nb_channels, self.nb_output_bins)
+        return mask.mul_(x.permute(3, 0, 1, 2)).permute(1, 2, 3, 0)  # frame-major, like torch.stft's output
 
     @classmethod
     def from_state_dict(cls, state_dict: Mapping[str, Tensor], **kwargs: Any) -> OpenUnmix:
@@ -213,6 +223,11 @@ def load_weights(model: nn.Module, state_dict: Mapping[str, Tensor]) -> None:
             "weight shapes do not match the model configuration (hidden size, channels, bins?): " + "; ".join(wrong)
         )
     model.load_state_dict(state, strict=True)
+
+
+def _tracing() -> bool:
+    """Whether a tracer (TorchScript, torch.export / dynamo) records this call: keep shape-generic code then."""
+    return torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling()
 
 
 def _fold_batchnorm(weight: Tensor, bn: nn.BatchNorm1d) -> tuple[Tensor, Tensor]:
