@@ -97,6 +97,21 @@ def test_comma_separated_targets_and_order(tmp_path: Path, model_dir: Path, audi
     assert sorted(p.name for p in (tmp_path / "o" / "m").iterdir()) == ["drums.wav", "vocals.wav"]
 
 
+def test_precision_option_runs_the_models_in_bfloat16(tmp_path: Path, model_dir: Path, audio, cli) -> None:
+    mix = audio.noise(6000, seed=7)
+    audio.write_wav(tmp_path / "m.wav", mix)
+    outputs = {}
+    for precision in ("float32", "bfloat16"):
+        result = cli(tmp_path / "m.wav", "--model", model_dir, "--precision", precision, "--residual",
+                     "-o", tmp_path / precision)
+        assert result.rc == 0, result.err
+        outputs[precision], _ = sf.read(tmp_path / precision / "m" / "vocals.wav", dtype="float32")
+    difference = np.abs(outputs["bfloat16"] - outputs["float32"]).max()
+    assert 0 < difference < 0.05 * np.abs(outputs["float32"]).max()
+    assert cli(tmp_path / "m.wav", "--model", model_dir, "--precision", "half").rc == 2
+    assert load_separator(model_dir, precision="bfloat16").precision == "bfloat16"
+
+
 def test_quiet_prints_nothing_on_success(tmp_path: Path, model_dir: Path, audio, cli) -> None:
     audio.write_wav(tmp_path / "m.wav", audio.noise(3000))
     result = cli(tmp_path / "m.wav", "--model", model_dir, "-o", tmp_path / "o", "-q")

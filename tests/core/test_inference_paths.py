@@ -115,3 +115,25 @@ def test_other_settings_take_the_block_path():
             assert not inference.frame_major_supported(sep, sep.stft(mix))
             fast, reference = both_paths(sep, mix)
             assert (fast - reference).abs().max() <= 2e-6 * reference.abs().max()
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_half_precision_models_stay_close_to_float32(precision):
+    sep = make_separator(niter=1, residual=True)
+    audio = make_signal()
+    with torch.no_grad():
+        full = sep(audio)
+        sep.precision = precision
+        half = sep(audio)
+        spectrograms = sep.estimate_spectrograms(sep.stft(audio))
+    assert half.dtype == full.dtype == spectrograms.dtype == torch.float32
+    error = (half - full).square().sum() / full.square().sum()
+    assert 0 < error < 1e-3  # it does change the result, by less than -30 dB
+
+
+def test_precision_is_validated():
+    with pytest.raises(ValueError, match="bfloat16"):
+        make_separator(precision="half")
+    sep = make_separator()
+    with pytest.raises(ValueError, match="float16"):
+        sep.precision = "int8"

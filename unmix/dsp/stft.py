@@ -87,7 +87,7 @@ class TorchSTFT(nn.Module):
         total = summed.shape[-1]
         start = self.n_fft // 2 if self.center else 0
         stop = min(start + length, total)
-        audio = summed[..., start:stop] / envelope[start:stop].clamp_min(1e-11)
+        audio = summed[..., start:stop] * envelope[start:stop].clamp_min(1e-11).reciprocal()  # mul: cheaper than div
         if stop - start < length:
             audio = torch.nn.functional.pad(audio, (0, length - (stop - start)))
         return audio

@@ -23,6 +23,7 @@ def load_separator(
     device: str | torch.device = "cpu",
     pretrained: bool = True,
     MWF: bool | None = None,  # noqa: N803 (Spleeter's spelling)
+    precision: str = "float32",
 ) -> nn.Module:
     """Load a :class:`~unmix.separator.Separator`.
 
@@ -38,6 +39,8 @@ def load_separator(
         device: device of the returned separator.
         pretrained: load the weights (False: random weights, same architecture).
         MWF: Spleeter models only: use the multichannel Wiener filter instead of ratio masks.
+        precision: precision of the target models (``"float32"``, ``"bfloat16"``, ``"float16"``; see
+            :class:`~unmix.separator.Separator`).
 
     Returns:
         The separator, in eval mode, on ``device``.
@@ -47,6 +50,10 @@ def load_separator(
         TargetNotFoundError: a requested target does not exist; the message lists the model's targets.
         ModelLoadingError: files are missing, malformed or do not match the architecture.
     """
+    from unmix.separator import PRECISIONS
+
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {precision!r}")
     path = Path(str(model_str_or_path)).expanduser()
     options: dict[str, Any] = {
         "niter": niter,
@@ -68,6 +75,7 @@ def load_separator(
         separator = load_pretrained_separator(
             str(model_str_or_path), targets=targets, device=device, pretrained=pretrained, **options, **extra
         )
+    separator.precision = precision
     return separator.eval()
 
 
