@@ -97,3 +97,83 @@ def test_identical_channels_singular_system_matches_museval():
     theirs = museval.metrics.bss_eval(refs, est, window=22050, hop=22050)
     for a, b in zip(ours[:4], theirs[:4]):
         assert np.allclose(a, b, atol=0.01, equal_nan=True)
+
+
+def test_own_only_filters_are_the_diagonal_blocks_of_the_full_per_source_solve() -> None:
+    nsrc, nchan, L = 3, 2, 12
+    m = nsrc * nchan
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((2 * m, 400))
+    spec = np.fft.rfft(x, n=800)
+    corr = torch.from_numpy(np.fft.irfft(spec.conj()[:m, None] * spec[None], n=800)[..., :L])
+    filters_all, own_all = toeplitz.solve_filters(corr[None], nsrc, nchan)
+    filters_own, own = toeplitz.solve_filters(corr[None], nsrc, nchan, own_only=True)
+    np.testing.assert_allclose(filters_own.numpy(), filters_all.numpy(), rtol=0, atol=0)
+    blocks = own[0].reshape(L, nsrc, nchan, nsrc, nchan)
+    expected = own_all[0].reshape(L, nsrc, nchan, nsrc, nchan)
+    for j in range(nsrc):
+        for k in range(nsrc):
+            got = blocks[:, j, :, k].numpy()
+            if j == k:
+                np.testing.assert_allclose(got, expected[:, j, :, k].numpy(), atol=1e-10 * np.abs(got).max())
+            else:
+                assert not got.any()
+
+
+def test_cross_spectra_and_lags_match_direct_correlations() -> None:
+    import unmix.evaluate._frames as frames
+
+    rng = np.random.default_rng(11)
+    nsrc, nchan, size, L = 2, 2, 300, 16
+    ref = torch.from_numpy(rng.standard_normal((nsrc, 3 * size, nchan)))
+    est = torch.from_numpy(rng.standard_normal((nsrc, 3 * size, nchan)))
+    n_fft = frames.fast_len(size + L - 1)
+    spec = frames.spectra(ref, est, [0, size, 2 * size], [size] * 3, n_fft, torch.device("cpu"))[0]
+    assert spec.shape == (n_fft // 2 + 1, 2, 3, nsrc * nchan)
+    corr = frames.lags(frames.cross_spectra(spec), n_fft, L).numpy()  # (m, 2m, L)
+    signals = torch.cat([ref, est]).permute(0, 2, 1).reshape(2 * nsrc * nchan, -1).numpy()
+    for p, q, d in [(0, 0, 0), (1, 3, 5), (2, 6, 15), (3, 4, 1)]:
+        expected = sum(
+            float(signals[p, w * size : (w + 1) * size - d] @ signals[q, w * size + d : (w + 1) * size])
+            for w in range(3)
+        )
+        assert abs(corr[p, q, d] - expected) < 1e-9 * np.abs(signals).max() ** 2 * size
+
+
+@pytest.mark.parametrize(
+    "options", [{}, {"compute_permutation": True}, {"framewise_filters": True}, {"bsseval_sources_version": True}]
+)
+def test_torch_code_path_matches_the_numpy_path(monkeypatch: pytest.MonkeyPatch, options: dict) -> None:
+    # the device (torch) code path, forced on the CPU, gives the numbers of the numpy CPU path
+    import unmix.evaluate._frames as frames
+
+    rng = np.random.default_rng(2)
+    refs = rng.standard_normal((3, 3 * 4000, 2)).astype(np.float32)
+    est = (0.8 * refs + 0.2 * np.roll(refs, 1, axis=0) + 0.1 * rng.standard_normal(refs.shape)).astype(np.float32)
+    kwargs = {"window": 4000, "hop": 4000, "filters_len": 24, **options}
+    fast = bss_eval(refs, est, **kwargs)
+    monkeypatch.setattr(frames, "NUMPY_ON_CPU", False)
+    slow = bss_eval(refs, est, **kwargs)
+    for a, b in zip(fast, slow):
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-8, equal_nan=True)
+
+
+def test_permutation_pairs_agree_with_the_own_pairs() -> None:
+    # the (j, j) pairs of the all-pairs energies are the own-source energies
+    import unmix.evaluate._projection as projection
+
+    rng = np.random.default_rng(4)
+    nsrc, nchan, L, nwin, nbins = 3, 2, 8, 4, 33
+    m = nsrc * nchan
+    filters = torch.from_numpy(rng.standard_normal((1, L, m, m)))
+    own = torch.from_numpy(rng.standard_normal((1, L, m, m)))
+    spec = torch.from_numpy(rng.standard_normal((nbins, 2, nwin, m)) + 1j * rng.standard_normal((nbins, 2, nwin, m)))
+    for sources in (False, True):
+        every = projection.window_energies(
+            spec, projection.projection_spectra(filters, own, 2 * (nbins - 1), nchan, True), nchan, True, sources
+        )
+        single = projection.window_energies(
+            spec, projection.projection_spectra(filters, own, 2 * (nbins - 1), nchan, False), nchan, False, sources
+        )
+        diagonal = every.reshape(5, nwin, nsrc, nsrc).diagonal(dim1=2, dim2=3)
+        np.testing.assert_allclose(diagonal.numpy(), single.numpy(), rtol=1e-12)

@@ -2,7 +2,9 @@
 correlations (the frequency-domain building blocks of :mod:`unmix.evaluate.bsseval`).
 
 Signals are laid out as references then estimates, source-major then channel: ``2 * m`` signals, ``m = nsrc * nchan``.
-Every array is float64 (complex128 spectra).
+Every array is float64 (complex128 spectra). Spectra are stored bin-major, (nb_bins, 2, nb_windows, m): a block of
+bins is then one contiguous slab holding every window and signal, which is what the per-bin products read, and the
+references of a bin, (nb_windows, m), are one contiguous matrix.
 """
 
 from __future__ import annotations
@@ -13,8 +15,20 @@ import numpy as np
 import torch
 from torch import Tensor
 
-#: Size (bytes) of the transient buffers of one FFT batch (small, so the allocator reuses them).
+#: Size (bytes) of the time-domain buffer of one FFT batch (reused from batch to batch).
 BATCH_BYTES = 12 * 2**20
+#: Samples of each window tested first for silence: a signal that is heard there needs no full scan.
+SILENCE_PREFIX = 256
+#: Run the FFTs and the small batched products of CPU tensors in numpy (faster there than torch); torch is used on
+#: other devices, and everywhere when this is False (the tests use that to check the device code path on the CPU).
+NUMPY_ON_CPU = True
+#: numpy >= 2 writes FFT results into a given (strided) output array.
+_FFT_OUT = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
+
+
+def on_numpy(x: Tensor) -> bool:
+    """Whether operations on ``x`` take the numpy path (see :data:`NUMPY_ON_CPU`)."""
+    return NUMPY_ON_CPU and x.device.type == "cpu"
 
 
 def fast_len(n: int) -> int:
@@ -33,45 +47,66 @@ def fast_len(n: int) -> int:
     return best
 
 
-def empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device) -> Tensor:
-    """Uninitialised tensor; on the CPU allocated by numpy, whose large buffers get transparent huge pages.
+def empty(shape: tuple[int, ...], dtype: torch.dtype, device: torch.device, zero: bool = False) -> Tensor:
+    """Uninitialised (or zeroed) tensor; on the CPU allocated by numpy, whose large buffers get transparent huge pages.
 
     Touching a fresh 100 MB torch buffer costs about as much as the FFTs that fill it (one page fault per 4 kB); numpy
     asks the kernel for huge pages, which removes almost all of that cost.
     """
     if torch.device(device).type != "cpu":
-        return torch.empty(shape, dtype=dtype, device=device)
+        return (torch.zeros if zero else torch.empty)(shape, dtype=dtype, device=device)
     np_dtype = {torch.float64: np.float64, torch.complex128: np.complex128}[dtype]
-    return torch.from_numpy(np.empty(shape, dtype=np_dtype))
+    return torch.from_numpy((np.zeros if zero else np.empty)(shape, dtype=np_dtype))
 
 
-def rfft_into(x: Tensor, out: Tensor) -> None:
-    """``out[...] = rfft(x)`` along the last axis (``n_fft = x.shape[-1]``); numpy's pocketfft on the CPU (faster
-    than torch's there at these sizes), torch elsewhere."""
-    if x.device.type == "cpu" and out.is_contiguous() and x.is_contiguous():
-        np.fft.rfft(x.numpy(), axis=-1, out=out.numpy())
+def rfft_into(x: Tensor, out: Tensor, n: int | None = None) -> None:
+    """``out[...] = rfft(x, n)`` along the last dimension (``out`` may be any strided view); numpy's pocketfft on the
+    CPU (faster than torch's there at these sizes, and it writes strided outputs without a copy), torch elsewhere."""
+    if not on_numpy(x):
+        out.copy_(torch.fft.rfft(x, n=n))
+        return
+    a = x.numpy()
+    if n is not None and n != a.shape[-1]:  # zero-pad here: cheaper than numpy's own padding
+        padded = np.zeros(a.shape[:-1] + (n,))
+        padded[..., : min(n, a.shape[-1])] = a[..., :n]
+        a = padded
+    if _FFT_OUT:
+        np.fft.rfft(a, axis=-1, out=out.numpy())
     else:
-        torch.fft.rfft(x, out=out)
+        out.numpy()[...] = np.fft.rfft(a, axis=-1)
 
 
-def fill(ref: Tensor, est: Tensor, starts: list[int], lengths: list[int], n_fft: int, device: torch.device) -> Tensor:
-    """Windows of the references then the estimates, zero-padded: float64 (nb_windows, 2 * m, n_fft)."""
+def irfft_head(x: Tensor, n: int, head: int) -> Tensor:
+    """First ``head`` samples of ``irfft(x, n)`` along the last dimension (numpy on the CPU, torch elsewhere)."""
+    if on_numpy(x):
+        return torch.from_numpy(np.fft.irfft(x.numpy(), n=n)[..., :head])
+    return torch.fft.irfft(x, n=n)[..., :head]
+
+
+def fill(
+    ref: Tensor, est: Tensor, starts: list[int], lengths: list[int], n_fft: int, device: torch.device, buf: Tensor
+) -> Tensor:
+    """Windows of the references then the estimates, zero-padded, written into the head of ``buf``.
+
+    Returns:
+        float64 (nb_windows, 2 * m, n_fft), a view of ``buf``.
+    """
     nsrc, nsampl, nchan = ref.shape
     nwin, size = len(starts), max(lengths)
-    buf = torch.empty(nwin, 2, nsrc, nchan, n_fft, dtype=torch.float64, device=device)
+    out = buf[: nwin * 2 * nsrc * nchan * n_fft].view(nwin, 2, nsrc, nchan, n_fft)
     step = starts[1] - starts[0] if nwin > 1 else 1
     regular = step > 0 and all(n == size for n in lengths) and starts == list(range(starts[0], starts[-1] + 1, step))
     if regular and starts[-1] + size <= nsampl:  # strided views of the inputs, one copy each
-        buf[..., size:].zero_()
+        out[..., size:].zero_()
         for k, x in enumerate((ref, est)):
             frames = x[:, starts[0] : starts[-1] + size].unfold(1, size, step)  # (nsrc, nwin, nchan, size)
-            buf[:, k, ..., :size].copy_(frames.transpose(0, 1))
+            out[:, k, ..., :size].copy_(frames.transpose(0, 1))
     else:
-        buf.zero_()
+        out.zero_()
         for w, (start, length) in enumerate(zip(starts, lengths)):
             for k, x in enumerate((ref, est)):
-                buf[w, k, ..., :length].copy_(x[:, start : start + length].transpose(1, 2))
-    return buf.reshape(nwin, 2 * nsrc * nchan, n_fft)
+                out[w, k, ..., :length].copy_(x[:, start : start + length].transpose(1, 2))
+    return out.view(nwin, 2 * nsrc * nchan, n_fft)
 
 
 def parseval_weights(n_fft: int, device: torch.device) -> Tensor:
@@ -81,13 +116,29 @@ def parseval_weights(n_fft: int, device: torch.device) -> Tensor:
     return weights
 
 
-def bin_blocks(nbins: int, rows: int) -> list[slice]:
-    """Blocks of frequency bins small enough for the cache: ``rows`` complex values per bin."""
-    step = max(1, 2**16 // max(rows, 1))
+def bin_blocks(nbins: int, rows: int, budget: int = 2**16) -> list[slice]:
+    """Blocks of frequency bins small enough for the cache: ``rows`` complex values per bin, ``budget`` per block."""
+    step = max(1, budget // max(rows, 1))
     return [slice(f0, min(f0 + step, nbins)) for f0 in range(0, nbins, step)]
 
 
 Frames = tuple[Tensor, Tensor, Tensor]
+
+
+def _silent(frames: Tensor) -> Tensor:
+    """(nb_windows, nb_signals, nchan, n) -> (nb_windows,): some signal's channel sum is 0 on the whole window.
+
+    museval's test. A short prefix decides for almost every window; the full windows are scanned only otherwise.
+    """
+    heard = None
+    for stop in (min(SILENCE_PREFIX, frames.shape[-1]), frames.shape[-1]):
+        total = frames[..., 0, :stop]
+        for c in range(1, frames.shape[2]):
+            total = total + frames[..., c, :stop]
+        heard = total.ne(0).any(-1)
+        if bool(heard.all()):
+            break
+    return ~heard.all(-1)
 
 
 def spectra(
@@ -102,46 +153,68 @@ def spectra(
     """Spectra of the windows, which windows are silent, and the time-domain energies of the windows.
 
     Returns:
-        ``spec`` (nb_windows, 2 * m, nb_bins): ``rfft(window, n_fft)`` of the references then the estimates
+        ``spec`` (nb_bins, 2, nb_windows, m): ``rfft(window, n_fft)`` of the references then the estimates
         (source-major, then channel), ``m = nsrc * nchan``; ``silent`` (nb_windows,): True where a reference or an
         estimate has a zero channel sum on the whole window (museval's test); ``energy`` (2, nb_windows, nb_pairs):
         ``|s|^2`` of reference ``pairs[0]`` and ``|e - s|^2`` with estimate ``pairs[1]`` (empty without ``pairs``).
     """
     nsrc, _, nchan = ref.shape
     m, nwin = nsrc * nchan, len(starts)
-    spec = empty((nwin, 2 * m, n_fft // 2 + 1), torch.complex128, device)
+    spec = empty((n_fft // 2 + 1, 2, nwin, m), torch.complex128, device)
     silent = torch.empty(nwin, dtype=torch.bool, device=device)
-    pair_list = [] if pairs is None else pairs.T.tolist()
-    energy = torch.empty(2, nwin, len(pair_list), dtype=torch.float64, device=device)
-    per_batch = max(1, BATCH_BYTES // (2 * m * n_fft * 8))
+    npairs = 0 if pairs is None else pairs.shape[1]
+    own = npairs == nsrc and bool((pairs[0] == pairs[1]).all())  # type: ignore[index]
+    energy = torch.empty(2, nwin, npairs, dtype=torch.float64, device=device)
+    per_batch = min(nwin, max(1, BATCH_BYTES // (2 * m * n_fft * 8)))
+    buf = empty((per_batch * 2 * m * n_fft,), torch.float64, device)
+    diff_buf = empty((per_batch, npairs, nchan * n_fft), torch.float64, device)
     for w0 in range(0, nwin, per_batch):
         w1 = min(w0 + per_batch, nwin)
-        buf = fill(ref, est, starts[w0:w1], lengths[w0:w1], n_fft, device)
-        frames = buf.reshape(w1 - w0, 2 * nsrc, nchan, n_fft)
-        total = frames[:, :, 0]
-        for c in range(1, nchan):
-            total = total + frames[:, :, c]
-        silent[w0:w1] = ~total.ne(0).any(-1).all(-1)
-        for i, (j, k) in enumerate(pair_list):
-            energy[0, w0:w1, i] = frames[:, j].square().sum((-1, -2))
-            energy[1, w0:w1, i] = (frames[:, nsrc + k] - frames[:, j]).square().sum((-1, -2))
-        rfft_into(buf, spec[w0:w1])
+        batch = fill(ref, est, starts[w0:w1], lengths[w0:w1], n_fft, device, buf)
+        frames = batch.view(w1 - w0, 2 * nsrc, nchan, n_fft)
+        silent[w0:w1] = _silent(frames)
+        if npairs:
+            signals = batch.view(w1 - w0, 2, nsrc, nchan * n_fft)
+            s, e = signals[:, 0], signals[:, 1]
+            if not own:
+                s, e = s[:, pairs[0]], e[:, pairs[1]]  # type: ignore[index]
+            energy[0, w0:w1] = torch.linalg.vecdot(s, s)
+            diff = torch.sub(e, s, out=diff_buf[: w1 - w0])
+            energy[1, w0:w1] = torch.linalg.vecdot(diff, diff)
+        rfft_into(batch.view(w1 - w0, 2, m, n_fft), spec[:, :, w0:w1].permute(2, 1, 3, 0))
     return spec, silent, energy
 
 
-def block(spec: Tensor, bins: slice) -> Tensor:
-    """(nb_windows, P, nb_bins) -> contiguous (bins, nb_windows, P) for one block of bins."""
-    return spec[:, :, bins].permute(2, 0, 1).contiguous()
+def cross_spectra(spec: Tensor) -> Tensor:
+    """``sum_w conj(S[f, w, p]) X[f, w, q]`` of the references ``S`` against every signal ``X``.
+
+    Args:
+        spec: (nb_bins, 2, nb_windows, m) from :func:`spectra`.
+
+    Returns:
+        (m, 2m, nb_bins): reference ``p`` against signal ``q`` (references, then estimates).
+    """
+    nbins, _, nwin, m = spec.shape
+    out = empty((m, 2, m, nbins), torch.complex128, spec.device)
+    blocks = bin_blocks(nbins, 3 * nwin * m + 3 * m * m)
+    part = torch.empty((blocks[0].stop, 2, m, m), dtype=torch.complex128, device=spec.device)
+    conj = torch.empty((blocks[0].stop, 1, nwin, m), dtype=torch.complex128, device=spec.device)
+    for b in blocks:
+        n = b.stop - b.start
+        x = spec[b]
+        if on_numpy(spec):  # numpy's batched products are about twice as fast as torch's here
+            np.conjugate(x[:, :1].numpy(), out=conj[:n].numpy())
+            np.matmul(conj[:n].numpy().transpose(0, 1, 3, 2), x.numpy(), out=part[:n].numpy())
+        else:
+            torch.matmul(x[:, :1].mH, x, out=part[:n])  # (bins, 2, m, m)
+        out[..., b] = part[:n].permute(2, 1, 3, 0)
+    return out.view(m, 2 * m, nbins)
 
 
-def cross_spectra(spec: Tensor, m: int) -> Tensor:
-    """``sum_w conj(X[w, p, f]) X[w, q, f]``: (nb_windows, P, nb_bins) -> (m, P, nb_bins), ``p < m``."""
-    nwin, nsig, nbins = spec.shape
-    out = spec.new_empty(m, nsig, nbins)
-    for b in bin_blocks(nbins, nwin * nsig):
-        x = block(spec, b)
-        out[:, :, b] = (torch.conj_physical(x[:, :, :m]).transpose(1, 2) @ x).permute(1, 2, 0)
-    return out
+def window_cross_spectra(spec: Tensor, w: int) -> Tensor:
+    """(m, 2m, nb_bins) cross spectra ``conj(S_p) X_q`` of window ``w`` alone (see :func:`cross_spectra`)."""
+    x = spec[:, :, w]  # (bins, 2, m)
+    return (x[:, 0, :, None, None].conj() * x[:, None]).permute(1, 2, 3, 0).reshape(x.shape[2], -1, len(x))
 
 
 def lags(cross: Tensor, n_fft: int, filters_len: int) -> Tensor:
@@ -153,7 +226,7 @@ def lags(cross: Tensor, n_fft: int, filters_len: int) -> Tensor:
     out = torch.empty(len(rows), filters_len, dtype=torch.float64, device=cross.device)
     step = max(1, 2**19 // n_fft)
     for r0 in range(0, len(rows), step):
-        out[r0 : r0 + step] = torch.fft.irfft(rows[r0 : r0 + step], n=n_fft)[:, :filters_len]
+        out[r0 : r0 + step] = irfft_head(rows[r0 : r0 + step], n_fft, filters_len)
     return out.reshape(*cross.shape[:-1], filters_len)
 
 

@@ -137,45 +137,56 @@ def block_levinson(R: np.ndarray, Y: np.ndarray) -> np.ndarray:
     k = Y.shape[-1]
     R = R.reshape(-1, L, m, m)
     nb = len(R)
-    # rev[:, :, i*m:(i+1)*m] = R(L-1-i): the row [R(n), R(n-1), ..., R(1)] is the slice starting at block L-1-n
-    rev = np.ascontiguousarray(R[:, :0:-1].transpose(0, 2, 1, 3)).reshape(nb, m, (L - 1) * m)
     rhs = Y.reshape(nb, L * m, k)
-    eye = np.broadcast_to(np.eye(m), (nb, m, m))
-    # forward predictor A_n (blocks 0..n-1, A_n[0] = I) and the solution x_n, side by side: [A | X]
-    ax = np.zeros((nb, L * m, m + k))
-    ax[:, :m, :m] = eye
-    # backward predictor B_n (blocks 0..n-1, B_n[n-1] = I), right-aligned: block i of B_n at rows (L-n+i)*m
-    bb = np.zeros((nb, L * m, m))
-    bb[:, (L - 1) * m :] = eye
-    ef = R[:, 0].copy()  # forward and backward prediction error covariances
-    eb = R[:, 0].copy()
-    efi = ebi = _inverse_or_nan(ef)
-    ax[:, :m, m:] = ebi @ rhs[:, :m]
+    # Everything long is stored transposed, so that the updates run along contiguous rows of n*m values:
+    # rev_t[:, i*m:(i+1)*m] = R(L-1-i)^T: the row [R(n), ..., R(1)] is the slice starting at block L-1-n;
+    # ax_t = [A | -x]^T: forward predictor A_n (blocks 0..n-1, A_n[0] = I) and the negated solution;
+    # bb_t = (-B)^T: negated backward predictor B_n (blocks 0..n-1, B_n[n-1] = I), right-aligned (block i at
+    # column (L-n+i)*m). With these signs every update is the addition of a product, into preallocated buffers.
+    rev_t = np.ascontiguousarray(R[:, :0:-1].transpose(0, 1, 3, 2)).reshape(nb, (L - 1) * m, m)
+    ax_t = np.zeros((nb, m + k, L * m))
+    ax_t[:, :m, :m] = np.eye(m)
+    bb_t = np.zeros((nb, m, L * m))
+    bb_t[:, :, (L - 1) * m :] = -np.eye(m)
+    err = np.stack([R[:, 0], R[:, 0]])  # forward and backward prediction error covariances
+    inv = _inverse_or_nan(err)
+    ax_t[:, m:, :m] = -(inv[1] @ rhs[:, :m]).transpose(0, 2, 1)
+    prod_t = np.empty((nb, m + k, m))  # [sum_a R(n-a) A[a] | -sum_a R(n-a) x[a]]^T
+    coef_b = np.empty((nb, m + k, m))  # [kf | g]^T: multiplies -B_n into [A | -x]
+    coef_a = np.empty((nb, m + k, m))  # [kb | kb g]^T: multiplies A_n into [-B | -x]
+    kf, g = coef_b[:, :m].transpose(0, 2, 1), coef_b[:, m:].transpose(0, 2, 1)
+    kb, kbg = coef_a[:, :m].transpose(0, 2, 1), coef_a[:, m:].transpose(0, 2, 1)
+    df, neg_theta = prod_t[:, :m].transpose(0, 2, 1), prod_t[:, m:].transpose(0, 2, 1)
+    dft = prod_t[:, :m]  # forward mismatch df; the backward one is its transpose
+    corr = np.empty((2, nb, m, m))
+    resid = np.empty((nb, m, k))
+    upd = np.empty((2, nb, m + k, (L - 1) * m))
     ok = np.ones(nb, dtype=bool)
     with np.errstate(all="ignore"):
         for n in range(1, L):
             nm = n * m
-            prod = rev[:, :, (L - 1 - n) * m :] @ ax[:, :nm]  # [sum_a R(n-a) A[a] | sum_a R(n-a) x[a]]
-            df, theta = prod[..., :m], prod[..., m:]
-            dft = df.transpose(0, 2, 1)
-            kf = ebi @ df  # reflection coefficients; the backward mismatch is df^T
-            kb = efi @ dft
-            ef = ef - dft @ kf
-            eb = eb - df @ kb
-            inv = _inverse_or_nan(np.stack([ef, eb]))
-            efi, ebi = inv[0], inv[1]
-            g = ebi @ (rhs[:, nm : nm + m] - theta)
+            np.matmul(ax_t[:, :, :nm], rev_t[:, (L - 1 - n) * m :], out=prod_t)
+            np.matmul(inv[1], df, out=kf)  # reflection coefficients
+            np.matmul(inv[0], dft, out=kb)
+            np.matmul(dft, kf, out=corr[0])
+            np.matmul(df, kb, out=corr[1])
+            err -= corr
+            inv = _inverse_or_nan(err)
+            np.add(rhs[:, nm : nm + m], neg_theta, out=resid)
+            np.matmul(inv[1], resid, out=g)
+            np.matmul(kb, g, out=kbg)
             # A_{n+1} = [A_n; 0] - [0; B_n] kf,  B_{n+1} = [0; B_n] - [A_n; 0] kb,  x_{n+1} = [x_n; 0] + B_{n+1} g
-            up_b = bb[:, (L - n) * m :] @ np.concatenate([-kf, g], -1)
-            up_a = ax[:, :nm, :m] @ np.concatenate([kb, -(kb @ g)], -1)
-            ax[:, m : nm + m] += up_b
-            bb[:, (L - n - 1) * m : (L - 1) * m] -= up_a[..., :m]
-            ax[:, :nm, m:] += up_a[..., m:]
+            from_b, from_a = upd[0, :, :, :nm], upd[1, :, :, :nm]
+            np.matmul(coef_b, bb_t[:, :, (L - n) * m :], out=from_b)
+            np.matmul(coef_a, ax_t[:, :m, :nm], out=from_a)
+            ax_t[:, :, m : nm + m] += from_b
+            bb_t[:, :, (L - n - 1) * m : (L - 1) * m] += from_a[:, :m]
+            ax_t[:, m:, :nm] += from_a[:, m:]
             if n % 64 == 0:
-                ok &= np.isfinite(ebi).all((-1, -2))
+                ok &= np.isfinite(inv[1]).all((-1, -2))
                 if not ok.any():
                     break
-    out = ax[:, :, m:].reshape(nb, L, m, k)
+    out = -ax_t[:, m:].transpose(0, 2, 1).reshape(nb, L, m, k)
     out[~(ok & np.isfinite(out).all((-1, -2, -3)))] = np.nan
     return out.reshape(*batch, L, m, k)
 
@@ -240,13 +251,15 @@ def solve_block_toeplitz(R: Tensor, Y: Tensor) -> Tensor:
     return X
 
 
-def solve_filters(corr: Tensor, nsrc: int, nchan: int) -> tuple[Tensor, Tensor]:
+def solve_filters(corr: Tensor, nsrc: int, nchan: int, own_only: bool = False) -> tuple[Tensor, Tensor]:
     """Distortion filters from lag correlations.
 
     Args:
         corr: (B, m, 2m, L) with ``corr[b, p, q, d] = sum_t x_p(t) x_q(t + d)``, ``m = nsrc * nchan``; signals
             ``0 .. m-1`` are the references (source-major), ``m .. 2m-1`` the estimates.
         nsrc, nchan: numbers of sources and channels.
+        own_only: solve the per-source systems only for the channels of the same estimate source (the rest of
+            ``own`` is then zero): all that is needed without the permutation search.
 
     Returns:
         ``(filters, own)``, each (B, L, m, m): ``filters[b, d, p, r]`` is the tap ``d`` from reference signal ``p``
@@ -260,9 +273,18 @@ def solve_filters(corr: Tensor, nsrc: int, nchan: int) -> tuple[Tensor, Tensor]:
     Y = corr[:, :, m:].permute(0, 3, 1, 2).contiguous()  # (B, L, m, m): lags of reference p against estimate r
     filters = solve_block_toeplitz(R, Y)
     # the per-source system is block diagonal: one (nchan x nchan)-block system per reference source
-    per = R.reshape(B, L, nsrc, nchan, nsrc, nchan).diagonal(dim1=2, dim2=4)  # (B, L, nchan, nchan, nsrc)
+    per = R.view(B, L, nsrc, nchan, nsrc, nchan).diagonal(dim1=2, dim2=4)  # (B, L, nchan, nchan, nsrc)
     per = per.permute(0, 4, 1, 2, 3).reshape(B * nsrc, L, nchan, nchan)
-    rhs = Y.reshape(B, L, nsrc, nchan, m).permute(0, 2, 1, 3, 4).reshape(B * nsrc, L, nchan, m)
-    sol = solve_block_toeplitz(per.contiguous(), rhs.contiguous()).reshape(B, nsrc, L, nchan, m)
-    own = sol.permute(0, 2, 1, 3, 4).reshape(B, L, m, m)  # rows of reference source j: its own system's solution
+    blocks = Y.view(B, L, nsrc, nchan, nsrc, nchan)
+    if own_only:  # rows and columns of source j
+        rhs = blocks.diagonal(dim1=2, dim2=4).permute(0, 4, 1, 2, 3).reshape(B * nsrc, L, nchan, nchan)
+    else:  # rows of source j, every estimate's columns
+        rhs = blocks.permute(0, 2, 1, 3, 4, 5).reshape(B * nsrc, L, nchan, m)
+    sol = solve_block_toeplitz(per.contiguous(), rhs.contiguous())
+    if own_only:
+        own = torch.zeros_like(Y)
+        target = own.view(B, L, nsrc, nchan, nsrc, nchan).diagonal(dim1=2, dim2=4)  # (B, L, nchan, nchan, nsrc)
+        target.copy_(sol.view(B, nsrc, L, nchan, nchan).permute(0, 2, 3, 4, 1))
+    else:  # rows of reference source j: its own system's solution
+        own = sol.view(B, nsrc, L, nchan, m).permute(0, 2, 1, 3, 4).reshape(B, L, m, m)
     return filters, own

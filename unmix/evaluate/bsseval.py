@@ -14,7 +14,8 @@ window. A window in which any reference or any estimate is silent gives NaN for 
 How (float64 throughout, CPU or GPU): the normal equations of the projections are block Toeplitz, built from lag
 correlations that come from the FFTs of the windows themselves (first pass), and solved by
 :mod:`unmix.evaluate._toeplitz`. The windowed projections are then evaluated in the frequency domain and their
-energies read off with Parseval's identity (second pass, reusing the spectra when they fit in :data:`GROUP_BYTES`).
+energies read off with Parseval's identity by :mod:`unmix.evaluate._projection` (second pass, reusing the spectra
+when they fit in :data:`GROUP_BYTES`).
 
 Differences from museval: the default ``window``/``hop`` are ``museval.evaluate``'s (1 s at 44.1 kHz), not
 ``museval.metrics.bss_eval``'s (2 s / 1.5 s); the permutation is returned only when asked for; an exact estimate gives
@@ -36,6 +37,7 @@ from torch import Tensor
 from unmix.errors import EvaluationError
 from unmix.evaluate import _frames as frames
 from unmix.evaluate._frames import Frames
+from unmix.evaluate._projection import projection_spectra, window_energies
 from unmix.evaluate._toeplitz import solve_filters
 
 logger = logging.getLogger(__name__)
@@ -130,82 +132,8 @@ def _safe_db(num: Tensor, den: Tensor) -> Tensor:
     return torch.where(den == 0, torch.full_like(num, math.inf), 10 * torch.log10(num / den))
 
 
-def _projection_spectra(
-    filters: Tensor, own: Tensor, n_fft: int, nsrc: int, nchan: int, all_pairs: bool
-) -> tuple[Tensor, Tensor]:
-    """Frequency responses of the distortion filters.
-
-    Args:
-        filters, own: (B, L, m, m) from :func:`unmix.evaluate._toeplitz.solve_filters`.
-
-    Returns:
-        ``(full, single)``: ``full`` (B, nb_bins, m, m) maps the reference spectra to the projections of every
-        estimate signal on all references; ``single`` (B, nb_bins, nsrc, nchan, K) maps the channels of reference
-        source j to the projection on it alone of the estimate signals: of estimate j (``K = nchan``), or of every
-        estimate (``K = m``, ``all_pairs``).
-    """
-    nb, L, m, _ = own.shape
-    blocks = own.reshape(nb, L, nsrc, nchan, nsrc, nchan)
-    if all_pairs:  # rows of source j, every estimate's columns
-        single = blocks.reshape(nb, L, nsrc, nchan, m)
-    else:  # rows and columns of source j
-        single = blocks.diagonal(dim1=2, dim2=4).permute(0, 1, 4, 2, 3)
-    full = torch.fft.rfft(filters, n=n_fft, dim=1).contiguous()  # rfft leaves bins innermost: densify the matrices
-    return full, torch.fft.rfft(single, n=n_fft, dim=1).contiguous()
-
-
-def _window_energies(
-    spec: Tensor, proj: tuple[Tensor, Tensor], nsrc: int, nchan: int, pairs: Tensor, sources: bool
-) -> Tensor:
-    """Energies of the projections and errors on a group of windows, via Parseval.
-
-    Args:
-        spec: (nb_windows, 2 * m, nb_bins) from :func:`unmix.evaluate._frames.spectra`.
-        proj: ``(full, single)`` from :func:`_projection_spectra`, bins first: (nb_bins, m, m) and
-            (nb_bins, nsrc, nchan, K), or one per window: (nb_bins, nb_windows, ...).
-        nsrc, nchan: numbers of sources and channels (``m = nsrc * nchan``).
-        pairs: (2, nb_pairs) scored (reference, estimate) source pairs.
-        sources: ``bsseval_sources_version``.
-
-    Returns:
-        (5, nb_windows, nb_pairs): ``|Pj|^2, |P|^2, |P - Pj|^2, |e - P|^2`` and ``|Pj - s|^2`` (or ``|e - Pj|^2``).
-    """
-    nwin, _, nbins = spec.shape
-    m, npairs = nsrc * nchan, pairs.shape[1]
-    n_fft = 2 * (nbins - 1)
-    weights = frames.parseval_weights(n_fft, spec.device)
-    all_pairs = npairs != nsrc
-    energies = spec.new_zeros(5, nwin * npairs * nchan * 2, dtype=torch.float64)
-    full, single = proj
-    framewise = full.ndim == 4
-    for b in frames.bin_blocks(nbins, nwin * 4 * m):
-        x = frames.block(spec, b)  # (bins, w, 2m)
-        s = x[..., :m].reshape(-1, nwin, nsrc, nchan)
-        e = x[..., m:].reshape(-1, nwin, nsrc, nchan)
-        own = single[b] if framewise else single[b, None]  # (bins, w or 1, nsrc, nchan, K)
-        if framewise:
-            p = (x[..., None, :m] @ full[b]).reshape(-1, nwin, nsrc, nchan)
-        else:
-            p = (x[..., :m] @ full[b]).reshape(-1, nwin, nsrc, nchan)
-        pj = (s[..., None, :] @ own).reshape(-1, nwin, npairs, nchan)  # on the estimate's own reference alone
-        if all_pairs:
-            s, e, p = s[:, :, pairs[0]], e[:, :, pairs[1]], p[:, :, pairs[1]]
-        terms = torch.empty((5, *pj.shape), dtype=pj.dtype, device=pj.device)
-        terms[0] = pj
-        terms[1] = p
-        torch.sub(p, pj, out=terms[2])
-        torch.sub(e, p, out=terms[3])
-        if sources:
-            torch.sub(e, pj, out=terms[4])
-        else:
-            torch.sub(pj, s, out=terms[4])
-        power = torch.view_as_real(terms).square().reshape(5, len(pj), -1)
-        energies += torch.matmul(weights[b], power)
-    return energies.reshape(5, nwin, npairs, -1).sum(-1)
-
-
 def _scores(energies: Tensor, time_energies: Tensor, sources: bool) -> Tensor:
-    """(4, nb_windows, nb_pairs) SDR, ISR, SIR, SAR from the energies of :func:`_window_energies` and
+    """(4, nb_windows, nb_pairs) SDR, ISR, SIR, SAR from the energies of :func:`unmix.evaluate._projection.window_energies` and
     :func:`unmix.evaluate._frames.spectra`."""
     e_pj, e_p, e_sir, e_sar, e_last = energies
     e_s, e_diff = time_energies
@@ -304,32 +232,27 @@ def bss_eval(
         def window_frames(sel: slice) -> Frames:
             return frames.spectra(ref, est, starts[sel], lengths[sel], n_fft, dev, pairs)
 
-        def finish(data: Frames, proj: tuple[Tensor, Tensor]) -> Tensor:
+        def finish(data: Frames, proj: Tensor) -> Tensor:
             spec, silent, time_energies = data
-            energies = _window_energies(spec, proj, nsrc, nchan, pairs, bsseval_sources_version)
+            energies = window_energies(spec, proj, nchan, compute_permutation, sources)
             scores = _scores(energies, time_energies, sources)
             scores[:, silent] = math.nan
             return scores
 
-        def projections(filters: Tensor, own: Tensor) -> tuple[Tensor, Tensor]:
-            full, single = _projection_spectra(filters, own, n_fft, nsrc, nchan, compute_permutation)
-            if len(full) == 1:
-                return full[0], single[0]
-            return full.transpose(0, 1), single.transpose(0, 1)
+        def projections(corr: Tensor) -> Tensor:
+            filters, own = solve_filters(corr, nsrc, nchan, own_only=not compute_permutation)
+            return projection_spectra(filters, own, n_fft, nchan, compute_permutation)
 
         sources = bsseval_sources_version
         parts: list[Tensor] = []
         if framewise_filters:  # one pass: per-window correlations, filters and scores
             for sel in groups:
                 data = window_frames(sel)
-                x = data[0]  # per window and reference signal p: cross spectra against every signal, then lags
+                nwin = data[0].shape[2]  # per window: cross spectra, lags, filters
                 corr = torch.stack(
-                    [
-                        torch.stack([frames.lags(x[w, p].conj() * x[w], n_fft, L) for p in range(m)])
-                        for w in range(len(x))
-                    ]
+                    [frames.lags(frames.window_cross_spectra(data[0], w), n_fft, L) for w in range(nwin)]
                 )
-                parts.append(finish(data, projections(*solve_filters(corr, nsrc, nchan))))
+                parts.append(finish(data, projections(corr)))
         else:
             tiled = size >= L and all(n == size for n in lengths) and starts == list(range(0, len(starts) * size, size))
             kept: dict[int, Frames] = {}
@@ -338,15 +261,15 @@ def bss_eval(
                 for i, sel in enumerate(groups):
                     data = window_frames(sel)
                     if cross is None:
-                        cross = frames.cross_spectra(data[0], m)
+                        cross = frames.cross_spectra(data[0])
                     else:
-                        cross += frames.cross_spectra(data[0], m)
+                        cross += frames.cross_spectra(data[0])
                     if len(groups) == 1:
                         kept[i] = data
                 covered = len(starts) * size
                 if covered < nsampl:
                     rest = frames.spectra(ref, est, [covered], [nsampl - covered], n_fft, dev)[0]
-                    cross += frames.cross_spectra(rest, m)
+                    cross += frames.cross_spectra(rest)
             else:  # tiles of their own
                 tile = max(2 * L, 2**15 - L + 1)
                 tile_n_fft, cross = frames.fast_len(tile + L - 1), None
@@ -355,14 +278,14 @@ def bss_eval(
                 for sel in _groups(len(tile_starts), 2 * m * (tile_n_fft // 2 + 1) * 16):
                     spec = frames.spectra(ref, est, tile_starts[sel], tile_lengths[sel], tile_n_fft, dev)[0]
                     if cross is None:
-                        cross = frames.cross_spectra(spec, m)
+                        cross = frames.cross_spectra(spec)
                     else:
-                        cross += frames.cross_spectra(spec, m)
+                        cross += frames.cross_spectra(spec)
             corr = frames.lags(cross, tile_n_fft, L)
             bounds = list(range(tile, nsampl, tile))
             if bounds and L > 1:
                 corr = corr + frames.boundary_correlations(ref, est, bounds, L, dev)
-            proj = projections(*solve_filters(corr[None], nsrc, nchan))
+            proj = projections(corr[None])
             for i, sel in enumerate(groups):
                 parts.append(finish(kept.pop(i) if i in kept else window_frames(sel), proj))
         result = torch.cat(parts, 1)  # (4, nb_windows, nb_pairs)
