@@ -17,7 +17,8 @@ phasors ``(2, nb_frames, nb_bins)``; statistics :class:`BlockStats`.
 
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import torch
 from torch import Tensor
