@@ -120,24 +120,56 @@ def test_own_only_filters_are_the_diagonal_blocks_of_the_full_per_source_solve()
                 assert not got.any()
 
 
-def test_cross_spectra_and_lags_match_direct_correlations() -> None:
+@pytest.mark.parametrize("numpy_on_cpu", [True, False])
+def test_cross_spectra_lags_and_energies_match_direct_sums(monkeypatch: pytest.MonkeyPatch, numpy_on_cpu: bool) -> None:
+    # every lag of every pair (the lower reference-reference triangle is read from the mirrored transforms), and the
+    # time-domain energies of the own pairs, on the numpy and on the torch code path
     import unmix.evaluate._frames as frames
 
+    monkeypatch.setattr(frames, "NUMPY_ON_CPU", numpy_on_cpu)
     rng = np.random.default_rng(11)
     nsrc, nchan, size, L = 2, 2, 300, 16
+    m = nsrc * nchan
     ref = torch.from_numpy(rng.standard_normal((nsrc, 3 * size, nchan)))
     est = torch.from_numpy(rng.standard_normal((nsrc, 3 * size, nchan)))
     n_fft = frames.fast_len(size + L - 1)
-    spec = frames.spectra(ref, est, [0, size, 2 * size], [size] * 3, n_fft, torch.device("cpu"))[0]
-    assert spec.shape == (n_fft // 2 + 1, 2, 3, nsrc * nchan)
+    pairs = torch.arange(nsrc).expand(2, -1)
+    spec, silent, energy = frames.spectra(ref, est, [0, size, 2 * size], [size] * 3, n_fft, torch.device("cpu"), pairs)
+    assert spec.shape == (n_fft // 2 + 1, 3, 2, m)
+    assert not silent.any()
     corr = frames.lags(frames.cross_spectra(spec), n_fft, L).numpy()  # (m, 2m, L)
-    signals = torch.cat([ref, est]).permute(0, 2, 1).reshape(2 * nsrc * nchan, -1).numpy()
-    for p, q, d in [(0, 0, 0), (1, 3, 5), (2, 6, 15), (3, 4, 1)]:
-        expected = sum(
-            float(signals[p, w * size : (w + 1) * size - d] @ signals[q, w * size + d : (w + 1) * size])
-            for w in range(3)
-        )
-        assert abs(corr[p, q, d] - expected) < 1e-9 * np.abs(signals).max() ** 2 * size
+    signals = torch.cat([ref, est]).permute(0, 2, 1).reshape(2 * m, -1).numpy()
+    windows = signals.reshape(2 * m, 3, size)
+    expected = np.zeros((m, 2 * m, L))
+    for d in range(L):
+        expected[..., d] = np.einsum("pwt,qwt->pq", windows[:m, :, : size - d], windows[:, :, d:])
+    np.testing.assert_allclose(corr, expected, rtol=0, atol=1e-9 * np.abs(expected).max())
+    s = windows[:m].reshape(nsrc, nchan, 3, size)
+    e = windows[m:].reshape(nsrc, nchan, 3, size)
+    np.testing.assert_allclose(energy[0].numpy(), (s**2).sum((1, 3)).T, rtol=1e-12)
+    np.testing.assert_allclose(energy[1].numpy(), ((e - s) ** 2).sum((1, 3)).T, rtol=1e-12)
+
+
+@pytest.mark.parametrize("numpy_on_cpu", [True, False])
+def test_boundary_correlations_match_direct_sums(monkeypatch: pytest.MonkeyPatch, numpy_on_cpu: bool) -> None:
+    # the lagged products straddling each boundary, with a boundary closer to the end than the filter length
+    import unmix.evaluate._frames as frames
+
+    monkeypatch.setattr(frames, "NUMPY_ON_CPU", numpy_on_cpu)
+    rng = np.random.default_rng(12)
+    nsrc, nchan, nsampl, L = 2, 2, 1000, 16
+    m = nsrc * nchan
+    ref = torch.from_numpy(rng.standard_normal((nsrc, nsampl, nchan)))
+    est = torch.from_numpy(rng.standard_normal((nsrc, nsampl, nchan)))
+    bounds = [300, 600, nsampl - 5]
+    got = frames.boundary_correlations(ref, est, bounds, L, torch.device("cpu")).numpy()
+    signals = torch.cat([ref, est]).permute(0, 2, 1).reshape(2 * m, -1).numpy()
+    expected = np.zeros((m, 2 * m, L))
+    for b in bounds:
+        for d in range(1, L):
+            t = np.arange(max(b - d, 0), min(b, nsampl - d))  # t < b <= t + d < nsampl
+            expected[..., d] += signals[:m, t] @ signals[:, t + d].T
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-10 * np.abs(expected).max())
 
 
 @pytest.mark.parametrize(
@@ -167,7 +199,7 @@ def test_permutation_pairs_agree_with_the_own_pairs() -> None:
     m = nsrc * nchan
     filters = torch.from_numpy(rng.standard_normal((1, L, m, m)))
     own = torch.from_numpy(rng.standard_normal((1, L, m, m)))
-    spec = torch.from_numpy(rng.standard_normal((nbins, 2, nwin, m)) + 1j * rng.standard_normal((nbins, 2, nwin, m)))
+    spec = torch.from_numpy(rng.standard_normal((nbins, nwin, 2, m)) + 1j * rng.standard_normal((nbins, nwin, 2, m)))
     for sources in (False, True):
         every = projection.window_energies(
             spec, projection.projection_spectra(filters, own, 2 * (nbins - 1), nchan, True), nchan, True, sources

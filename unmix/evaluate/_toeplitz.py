@@ -5,8 +5,8 @@ with ``R(d)[p, q] = sum_t x_p(t) x_q(t + d)`` and ``R(-d) = R(d)^T``. Three solv
 the accuracy of a backward-stable solver (normalised residual ``|T X - Y|_F / (|T|_F |X|_F) <= 1e-11``):
 
 1. preconditioned conjugate gradients (T. Chan's block-circulant preconditioner, products by FFT), batched over all
-   systems in torch: a few iterations for well-conditioned signals (skipped for systems whose circulant embedding is
-   nearly singular, where they cannot reach the accuracy);
+   systems (torch FFTs; on the CPU the per-bin matrix products in numpy): a few iterations for well-conditioned
+   signals (skipped for systems whose circulant embedding is nearly singular, where they cannot reach the accuracy);
 2. a block Levinson recursion, ``O(L^2 m^3)`` for L taps and m signals, weakly stable, for ill-conditioned systems
    (real music is band-limited and quantised), batched over the systems. It is a long chain of small products whose
    cost is largely call overhead, so it runs in numpy on the CPU;
@@ -20,6 +20,8 @@ import logging
 import numpy as np
 import torch
 from torch import Tensor
+
+from unmix.evaluate import _frames as frames
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +49,18 @@ def _circulant_spectra(R: Tensor) -> Tensor:
     return torch.fft.rfft(circ, dim=-3)
 
 
+def _bin_matmul(a: Tensor, b: Tensor) -> Tensor:
+    """Per-bin ``a @ b`` of (..., nb_bins, m, m) and (..., nb_bins, m, k) spectra: numpy's per-matrix BLAS calls on
+    the CPU for m >= 4 (half the time of torch's complex batched product there), torch otherwise."""
+    if a.shape[-1] >= 4 and frames.on_numpy(a):
+        return frames.matmul(a, b)
+    return a @ b
+
+
 def toeplitz_matmul(spectra: Tensor, X: Tensor) -> Tensor:
     """``T X`` for (..., L, m, k) ``X``, from :func:`_circulant_spectra` of ``T``."""
     L = X.shape[-3]
-    return torch.fft.irfft(spectra @ torch.fft.rfft(X, n=2 * L, dim=-3), n=2 * L, dim=-3)[..., :L, :, :]
+    return torch.fft.irfft(_bin_matmul(spectra, torch.fft.rfft(X, n=2 * L, dim=-3)), n=2 * L, dim=-3)[..., :L, :, :]
 
 
 def _residual_ok(spectra: Tensor, norm_t: Tensor, X: Tensor, Y: Tensor) -> Tensor:
@@ -80,7 +90,7 @@ def conjugate_gradient(R: Tensor, Y: Tensor, iterations: int | None = None) -> T
     inverse = torch.linalg.inv(torch.fft.rfft(chan, dim=-3))  # Hermitian positive definite per bin
 
     def precondition(v: Tensor) -> Tensor:
-        return torch.fft.irfft(inverse @ torch.fft.rfft(v, dim=-3), n=L, dim=-3)
+        return torch.fft.irfft(_bin_matmul(inverse, torch.fft.rfft(v, dim=-3)), n=L, dim=-3)
 
     def dot(a: Tensor, b: Tensor) -> Tensor:
         return (a * b).sum((-2, -3), keepdim=True)  # (..., 1, 1, k)
@@ -146,42 +156,46 @@ def block_levinson(R: np.ndarray, Y: np.ndarray) -> np.ndarray:
     rev_t = np.ascontiguousarray(R[:, :0:-1].transpose(0, 1, 3, 2)).reshape(nb, (L - 1) * m, m)
     ax_t = np.zeros((nb, m + k, L * m))
     ax_t[:, :m, :m] = np.eye(m)
+    a_t, negx_t = ax_t[:, :m], ax_t[:, m:]
     bb_t = np.zeros((nb, m, L * m))
     bb_t[:, :, (L - 1) * m :] = -np.eye(m)
     err = np.stack([R[:, 0], R[:, 0]])  # forward and backward prediction error covariances
     inv = _inverse_or_nan(err)
-    ax_t[:, m:, :m] = -(inv[1] @ rhs[:, :m]).transpose(0, 2, 1)
-    prod_t = np.empty((nb, m + k, m))  # [sum_a R(n-a) A[a] | -sum_a R(n-a) x[a]]^T
-    coef_b = np.empty((nb, m + k, m))  # [kf | g]^T: multiplies -B_n into [A | -x]
-    coef_a = np.empty((nb, m + k, m))  # [kb | kb g]^T: multiplies A_n into [-B | -x]
-    kf, g = coef_b[:, :m].transpose(0, 2, 1), coef_b[:, m:].transpose(0, 2, 1)
-    kb, kbg = coef_a[:, :m].transpose(0, 2, 1), coef_a[:, m:].transpose(0, 2, 1)
-    df, neg_theta = prod_t[:, :m].transpose(0, 2, 1), prod_t[:, m:].transpose(0, 2, 1)
-    dft = prod_t[:, :m]  # forward mismatch df; the backward one is its transpose
+    negx_t[:, :, :m] = -(inv[1] @ rhs[:, :m]).transpose(0, 2, 1)
+    # prod[1] = [sum_a R(n-a) A[a] | -sum_a R(n-a) x[a]]^T; mismatch = [df, df^T]: the forward mismatch (a copy of
+    # the transpose) stacked with the backward one, so that both reflection coefficients [kf, kb] and both error
+    # corrections take one product each
+    prod = np.empty((2, nb, m + k, m))
+    prod_t, mismatch = prod[1], prod[:, :, :m]
+    df, dft, neg_theta = mismatch[0], mismatch[1], prod_t[:, m:].transpose(0, 2, 1)
+    refl = np.empty((2, nb, m, m))  # [kf, kb]
+    kf_t, kb_t = refl[0].transpose(0, 2, 1), refl[1].transpose(0, 2, 1)
+    g_t = np.empty((nb, k, m))
+    g = g_t.transpose(0, 2, 1)
     corr = np.empty((2, nb, m, m))
     resid = np.empty((nb, m, k))
-    upd = np.empty((2, nb, m + k, (L - 1) * m))
+    upd = np.empty((2, nb, m, (L - 1) * m))
+    upd_x = np.empty((nb, k, L * m))
     ok = np.ones(nb, dtype=bool)
     with np.errstate(all="ignore"):
         for n in range(1, L):
             nm = n * m
             np.matmul(ax_t[:, :, :nm], rev_t[:, (L - 1 - n) * m :], out=prod_t)
-            np.matmul(inv[1], df, out=kf)  # reflection coefficients
-            np.matmul(inv[0], dft, out=kb)
-            np.matmul(dft, kf, out=corr[0])
-            np.matmul(df, kb, out=corr[1])
+            np.copyto(df, dft.transpose(0, 2, 1))
+            np.matmul(inv[::-1], mismatch, out=refl)  # reflection coefficients kf = Pb^-1 df, kb = Pf^-1 df^T
+            np.matmul(mismatch[::-1], refl, out=corr)  # [df^T kf, df kb]
             err -= corr
             inv = _inverse_or_nan(err)
             np.add(rhs[:, nm : nm + m], neg_theta, out=resid)
             np.matmul(inv[1], resid, out=g)
-            np.matmul(kb, g, out=kbg)
             # A_{n+1} = [A_n; 0] - [0; B_n] kf,  B_{n+1} = [0; B_n] - [A_n; 0] kb,  x_{n+1} = [x_n; 0] + B_{n+1} g
-            from_b, from_a = upd[0, :, :, :nm], upd[1, :, :, :nm]
-            np.matmul(coef_b, bb_t[:, :, (L - n) * m :], out=from_b)
-            np.matmul(coef_a, ax_t[:, :m, :nm], out=from_a)
-            ax_t[:, :, m : nm + m] += from_b
-            bb_t[:, :, (L - n - 1) * m : (L - 1) * m] += from_a[:, :m]
-            ax_t[:, m:, :nm] += from_a[:, m:]
+            from_b, from_a, from_x = upd[0, :, :, :nm], upd[1, :, :, :nm], upd_x[:, :, : nm + m]
+            np.matmul(kf_t, bb_t[:, :, (L - n) * m :], out=from_b)
+            np.matmul(kb_t, a_t[:, :, :nm], out=from_a)
+            a_t[:, :, m : nm + m] += from_b
+            bb_t[:, :, (L - n - 1) * m : (L - 1) * m] += from_a
+            np.matmul(g_t, bb_t[:, :, (L - n - 1) * m :], out=from_x)
+            negx_t[:, :, : nm + m] += from_x
             if n % 64 == 0:
                 ok &= np.isfinite(inv[1]).all((-1, -2))
                 if not ok.any():

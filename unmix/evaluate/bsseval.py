@@ -85,12 +85,12 @@ def _silent_sources(x: Tensor) -> Tensor:
     """(nb_sources, nb_samples, nb_channels) -> (nb_sources,): the channel sum is 0 at every sample.
 
     museval's test (channels summed in the input's dtype, so a source whose channels cancel is silent). The signal
-    is scanned in chunks until every source has been heard, usually within the first chunk.
+    is scanned in chunks (a short one first) until every source has been heard, usually within the first chunk.
     """
     heard = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
-    for start in range(0, x.shape[1], 2**16):
-        total = x[:, start : start + 2**16].sum(-1)
-        heard |= total.ne(0).any(-1)
+    bounds = [0, *range(2**12, x.shape[1], 2**16), x.shape[1]]
+    for start, stop in itertools.pairwise(bounds):
+        heard |= x[:, start:stop].sum(-1).ne(0).any(-1)
         if bool(heard.all()):
             break
     return ~heard
@@ -248,7 +248,7 @@ def bss_eval(
         if framewise_filters:  # one pass: per-window correlations, filters and scores
             for sel in groups:
                 data = window_frames(sel)
-                nwin = data[0].shape[2]  # per window: cross spectra, lags, filters
+                nwin = data[0].shape[1]  # per window: cross spectra, lags, filters
                 corr = torch.stack(
                     [frames.lags(frames.window_cross_spectra(data[0], w), n_fft, L) for w in range(nwin)]
                 )
