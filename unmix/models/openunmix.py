@@ -137,7 +137,7 @@ class OpenUnmix(nn.Module):
         b1 = b1 + w1 @ (self.input_mean.repeat(nb_channels) * scale)
         w1 = (w1 * scale).t().reshape(nb_channels, self.nb_bins, self.hidden_size)
         rows = x[:, :, : self.nb_bins, :]
-        if nb_samples == 1 and not _tracing() and not torch.is_autocast_enabled(x.device.type):
+        if nb_samples == 1 and not _tracing() and not _autocasting(x.device.type):
             # one product per channel, each reading its (nb_frames, max_bin) slice of x in place: a frame-major
             # spectrogram, as torch.stft returns it, needs no copy
             h = torch.addmm(b1, rows[0, 0].t(), w1[0])
@@ -227,7 +227,16 @@ def load_weights(model: nn.Module, state_dict: Mapping[str, Tensor]) -> None:
 
 def _tracing() -> bool:
     """Whether a tracer (TorchScript, torch.export / dynamo) records this call: keep shape-generic code then."""
-    return torch.jit.is_tracing() or torch.jit.is_scripting() or torch.compiler.is_compiling()
+    compiling = getattr(torch.compiler, "is_compiling", None)  # torch >= 2.3
+    return torch.jit.is_tracing() or torch.jit.is_scripting() or bool(compiling is not None and compiling())
+
+
+def _autocasting(device_type: str) -> bool:
+    """Whether autocast is on for ``device_type`` (its in-place products would mix dtypes)."""
+    try:
+        return torch.is_autocast_enabled(device_type)
+    except TypeError:  # torch < 2.4: no device argument
+        return torch.is_autocast_enabled() or torch.is_autocast_cpu_enabled()
 
 
 def _fold_batchnorm(weight: Tensor, bn: nn.BatchNorm1d) -> tuple[Tensor, Tensor]:
