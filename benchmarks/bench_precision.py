@@ -22,8 +22,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import unmix  # noqa: E402
-from unmix.files import load_mixture  # noqa: E402
+import unmix
+from unmix.files import load_mixture
 
 
 def sdr(reference: torch.Tensor, estimate: torch.Tensor) -> torch.Tensor:

@@ -14,8 +14,8 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from unmix.dsp.masks import MASK_EXTENSIONS, extend_masks, ratio_masks, zero_extend
 from unmix import inference as inference_paths
+from unmix.dsp.masks import MASK_EXTENSIONS, extend_masks, ratio_masks, zero_extend
 from unmix.dsp.stft import TorchSTFT
 from unmix.dsp.wiener import wiener_filter
 from unmix.errors import TargetNotFoundError

@@ -6,8 +6,7 @@ import pytest
 import torch
 from torch import nn
 
-from unmix import OpenUnmix, Separator
-from unmix import inference
+from unmix import OpenUnmix, Separator, inference
 from unmix.dsp.stft_spleeter import SpleeterSTFT
 
 
@@ -55,17 +54,17 @@ def both_paths(sep, audio, frame_offset=0):
 
 
 CASES = [
-    dict(niter=1),
-    dict(niter=1, residual=True),
-    dict(niter=1, softmask=True, alpha=2.0),
-    dict(niter=1, softmask=True, residual=True, wiener_win_len=None),
-    dict(niter=2, residual=True, wiener_win_len=17),
-    dict(niter=3, softmask=True, wiener_win_len=40),
-    dict(niter=1, outputs=["bass", "vocals"]),
-    dict(niter=1, residual="accompaniment", outputs=["accompaniment"]),
-    dict(niter=1, nb_channels=1),
-    dict(niter=1, low_band=True, residual=True),
-    dict(niter=2, low_band=True, softmask=True, wiener_win_len=None),
+    {"niter": 1},
+    {"niter": 1, "residual": True},
+    {"niter": 1, "softmask": True, "alpha": 2.0},
+    {"niter": 1, "softmask": True, "residual": True, "wiener_win_len": None},
+    {"niter": 2, "residual": True, "wiener_win_len": 17},
+    {"niter": 3, "softmask": True, "wiener_win_len": 40},
+    {"niter": 1, "outputs": ["bass", "vocals"]},
+    {"niter": 1, "residual": "accompaniment", "outputs": ["accompaniment"]},
+    {"niter": 1, "nb_channels": 1},
+    {"niter": 1, "low_band": True, "residual": True},
+    {"niter": 2, "low_band": True, "softmask": True, "wiener_win_len": None},
 ]
 
 
