@@ -30,6 +30,26 @@ def phase_estimates(spectrograms: Tensor, mix_stft: Tensor) -> Tensor:
     return torch.complex(real, imag)
 
 
+def unit_phasors(mix_real: Tensor, mix_imag: Tensor, magnitude: Tensor) -> Tuple[Tensor, Tensor]:
+    """Real and imaginary parts of the mixture's unit phasor ``x / |x|``.
+
+    ``angle(0) = 0``, so silent bins get the phasor 1, as with ``atan2``. The inner ``where`` keeps the division (and
+    its gradient) finite in silent bins.
+
+    Args:
+        mix_real: real part of the mixture, any shape.
+        mix_imag: imaginary part, same shape.
+        magnitude: ``|mixture|``, same shape.
+
+    Returns:
+        ``(real, imag)``, each shaped like the mixture.
+    """
+    positive = magnitude > 0
+    safe = torch.where(positive, magnitude, torch.ones_like(magnitude))
+    unit_real = torch.where(positive, mix_real / safe, torch.ones_like(mix_real))
+    return unit_real, mix_imag / safe  # imaginary part 0 where the mixture is silent
+
+
 def phase_estimates_pairs(
     spectrograms: Tensor,
     mix_real: Tensor,
@@ -52,12 +72,7 @@ def phase_estimates_pairs(
     """
     if magnitude is None:
         magnitude = torch.sqrt(mix_real.square() + mix_imag.square())
-    # unit phasor of the mixture; angle(0) = 0, so silent bins get phase 1 as with atan2. The inner where keeps the
-    # division (and its gradient) finite in silent bins.
-    positive = magnitude > 0
-    safe = torch.where(positive, magnitude, torch.ones_like(magnitude))
-    unit_real = torch.where(positive, mix_real / safe, torch.ones_like(mix_real))
-    unit_imag = mix_imag / safe  # 0 where the mixture is silent
+    unit_real, unit_imag = unit_phasors(mix_real, mix_imag, magnitude)
     if scale is not None:
         unit_real, unit_imag = unit_real / scale, unit_imag / scale
     return spectrograms * unit_real.unsqueeze(-4), spectrograms * unit_imag.unsqueeze(-4)

@@ -36,22 +36,6 @@ class BlockStats(NamedTuple):
     spatial: Tensor
 
 
-def unit_phasors(mix: Tensor, magnitude: Tensor) -> tuple[Tensor, Tensor]:
-    """Real and imaginary parts of ``mix / |mix|``, with phase 0 (phasor 1) where the mixture is silent.
-
-    Args:
-        mix: complex mixture, any shape.
-        magnitude: ``|mix|``, same shape.
-
-    Returns:
-        ``(real, imag)``, each shaped like ``mix``.
-    """
-    positive = magnitude > 0
-    safe = torch.where(positive, magnitude, torch.ones_like(magnitude))
-    real = torch.where(positive, mix.real / safe, torch.ones_like(magnitude))
-    return real, mix.imag / safe
-
-
 def amplitude_stats(amplitudes: Tensor, unit_real: Tensor, unit_imag: Tensor, inv_scale2: float, eps: float) -> BlockStats:
     """Statistics of initial estimates ``y_jc = a_jc u_c / scale`` (first EM iteration).
 
