@@ -22,6 +22,7 @@ from torch import Tensor
 from unmix.dsp import wiener_inference as wi
 from unmix.dsp.masks import ratio_masks, unit_phasors
 from unmix.dsp.stft import overlap_add
+from unmix.dsp.wiener import SCALE_FACTOR
 
 if TYPE_CHECKING:  # pragma: no cover
     from unmix.separator import Separator
@@ -73,7 +74,7 @@ def separate_frame_major(separator: Separator, mix_stft: Tensor, frame_offset: i
             mix = mix_frames[b, :, start:stop]
             mag = magnitude_frames[b, :, start:stop]
             amplitudes = _amplitudes(separator, [out[b, ..., start:stop] for out in outputs], mag, nb_bins)
-            scale = max(1.0, float(mag.amax()) / 10.0)  # the EM's conditioning (wiener_filter's scale_factor=10)
+            scale = max(1.0, float(mag.amax()) / SCALE_FACTOR)  # the EM's conditioning, as in wiener_filter
             unit_real, unit_imag = unit_phasors(mix.real, mix.imag, mag)
             stats = wi.amplitude_stats(amplitudes, unit_real, unit_imag, 1.0 / (scale * scale), eps)
             del amplitudes, unit_real, unit_imag

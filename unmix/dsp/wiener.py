@@ -24,6 +24,9 @@ from torch import Tensor
 
 from unmix.dsp.masks import phase_estimates_pairs, ratio_masks
 
+#: The EM's conditioning: the mixture is divided by ``max(1, peak / SCALE_FACTOR)`` during EM (upstream's default).
+SCALE_FACTOR = 10.0
+
 
 def expectation_maximization(y: Tensor, x: Tensor, iterations: int = 1, eps: float = 1e-10) -> Tensor:
     """Refine source estimates with multichannel Wiener EM.
@@ -174,7 +177,7 @@ def wiener_filter(
     softmask: bool = False,
     residual: bool = False,
     alpha: float = 1.0,
-    scale_factor: float = 10.0,
+    scale_factor: float = SCALE_FACTOR,
     eps: float = 1e-10,
 ) -> Tensor:
     """Initial estimates from magnitudes, optional residual, then Wiener EM (unmix's native layout).
@@ -209,7 +212,7 @@ def wiener_filter_pairs(
     softmask: bool = False,
     residual: bool = False,
     alpha: float = 1.0,
-    scale_factor: float = 10.0,
+    scale_factor: float = SCALE_FACTOR,
     eps: float = 1e-10,
     magnitude: Optional[Tensor] = None,
     scale: Optional[Tensor] = None,
@@ -258,7 +261,7 @@ def wiener(
     iterations: int = 1,
     softmask: bool = False,
     residual: bool = False,
-    scale_factor: float = 10.0,
+    scale_factor: float = SCALE_FACTOR,
     eps: float = 1e-10,
 ) -> Tensor:
     """Upstream-layout Wiener filter (drop-in for ``openunmix.filtering.wiener`` / ``norbert.wiener``).

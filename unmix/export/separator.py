@@ -20,13 +20,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from unmix.dsp.masks import extend_masks, ratio_masks, zero_extend
-from unmix.dsp.wiener import wiener_filter_pairs
+from unmix.dsp.wiener import SCALE_FACTOR, wiener_filter_pairs
 from unmix.errors import ModelLoadingError
 from unmix.export.stft import RealSTFT, crop
-
-#: The EM's conditioning: the mixture is divided by ``max(1, peak / SCALE_FACTOR)`` (``wiener_filter``'s default,
-#: which the Separator uses).
-SCALE_FACTOR = 10.0
 
 
 class ExportableSeparator(nn.Module):
