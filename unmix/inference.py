@@ -57,7 +57,7 @@ def separate_frame_major(separator: Separator, mix_stft: Tensor, frame_offset: i
     """
     nb_samples, nb_channels, nb_bins, nb_frames = mix_stft.shape
     magnitude = torch.hypot(mix_stft.real, mix_stft.imag)  # |x|, twice as fast as abs() of a complex tensor
-    model_input = magnitude.mean(dim=1, keepdim=True) if separator.nb_channels == 1 else magnitude
+    model_input = separator.model_input(magnitude)
     models = separator.target_models.values()
     outputs = [separator.run_model(model, model_input) for model in models]  # (B, C_m, F_m, T) each
     stft = separator.stft

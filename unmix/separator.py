@@ -122,6 +122,11 @@ class Separator(nn.Module):
             raise ValueError(f"precision must be one of {sorted(PRECISIONS)}, got {value!r}")
         self._precision = value
 
+    def model_input(self, magnitude: Tensor) -> Tensor:
+        """What the target models see of the mixture magnitude ``(nb_samples, nb_channels, nb_bins, nb_frames)``: all
+        of it, or its channel mean (``nb_channels == 1``: mono models separate a stereo mixture, as upstream)."""
+        return magnitude.mean(dim=1, keepdim=True) if self.nb_channels == 1 else magnitude
+
     def run_model(self, model: nn.Module, magnitude: Tensor) -> Tensor:
         """One target model on ``magnitude`` ``(nb_samples, nb_model_channels, nb_bins, nb_frames)``, under autocast
         when :attr:`precision` asks for it; the output comes back in ``magnitude``'s dtype."""
@@ -189,9 +194,7 @@ class Separator(nn.Module):
         Returns:
             Magnitudes ``(nb_samples, nb_targets, nb_model_channels, nb_model_bins, nb_frames)``.
         """
-        mag = mix_stft.abs()
-        if self.nb_channels == 1:
-            mag = mag.mean(dim=1, keepdim=True)
+        mag = self.model_input(mix_stft.abs())
         models = list(self.target_models.values())
         logits = [bool(getattr(model, "output_logits", False)) for model in models]
         first = self.run_model(models[0], mag)
