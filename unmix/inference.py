@@ -78,13 +78,14 @@ def separate_frame_major(separator: Separator, mix_stft: Tensor, frame_offset: i
             unit_real, unit_imag = unit_phasors(mix.real, mix.imag, mag)
             stats = wi.amplitude_stats(amplitudes, unit_real, unit_imag, 1.0 / (scale * scale), eps)
             del amplitudes, unit_real, unit_imag
-            everything = range(stats.psd.shape[0])
             for _ in range(separator.niter - 1):
-                estimates = wi.apply_filter(stats, 0, stop - start, mix / scale, eps, everything)
+                everything = wi.source_gains(stats, range(stats.psd.shape[0]), mix.dtype)
+                estimates = wi.apply_filter(stats, everything, 0, stop - start, mix / scale, eps)
                 stats = wi.estimate_stats(estimates, eps)
+            gains = wi.source_gains(stats, kept, mix.dtype)
             for first in range(0, stop - start, RUN_FRAMES):
                 last = min(first + RUN_FRAMES, stop - start)
-                estimates = wi.apply_filter(stats, first, last, mix[:, first:last], eps, kept)
+                estimates = wi.apply_filter(stats, gains, first, last, mix[:, first:last], eps)
                 frames = torch.fft.irfft(estimates, n=n_fft, dim=-1).unflatten(-1, (pieces, n_hop))
                 target = summed[b, :, :, start + first : start + last + pieces - 1]
                 for k in range(pieces):

@@ -85,27 +85,46 @@ def estimate_stats(estimates: Tensor, eps: float) -> BlockStats:
     return BlockStats(psd, spatial)
 
 
-def apply_filter(stats: BlockStats, start: int, stop: int, mix: Tensor, eps: float, sources: Sequence[int]) -> Tensor:
-    """``y_j = v_j R_j C_x^-1 x`` on frames ``[start, stop)`` of a block, for the sources asked for.
+class SourceGains(NamedTuple):
+    """The per-source part of the filter for the sources asked for, prepared once per block.
+
+    Attributes:
+        index: indices of those sources ``(nb_kept,)``.
+        spatial: complex ``(3, nb_kept, 1, nb_bins)``: ``r00``, ``r11``, ``r01`` of their ``R_j``.
+    """
+
+    index: Tensor
+    spatial: Tensor
+
+
+def source_gains(stats: BlockStats, sources: Sequence[int], dtype: torch.dtype) -> SourceGains:
+    """Select and convert the spatial statistics of ``sources`` (complex ``dtype``) for :func:`apply_filter`."""
+    index = torch.as_tensor(list(sources), device=stats.spatial.device)
+    spatial = stats.spatial.index_select(1, index).unsqueeze(-2)  # (4, J', 1, F)
+    r00, r11 = spatial[0].to(dtype), spatial[1].to(dtype)
+    return SourceGains(index, torch.stack([r00, r11, torch.complex(spatial[2], spatial[3])]))
+
+
+def apply_filter(stats: BlockStats, gains: SourceGains, start: int, stop: int, mix: Tensor, eps: float) -> Tensor:
+    """``y_j = v_j R_j C_x^-1 x`` on frames ``[start, stop)`` of a block, for the sources of ``gains``.
 
     ``C_x = sqrt(eps) I + sum_j v_j R_j`` over every source; the result scales with ``mix`` (pass the scaled mixture
     to continue the EM, the original one for the final estimates).
 
     Args:
         stats: the block's statistics.
+        gains: :func:`source_gains` of the sources to return.
         start: first frame (within the block).
         stop: frame after the last.
         mix: complex mixture frames ``(2, stop - start, nb_bins)``.
         eps: the EM's regulariser.
-        sources: indices of the sources to return.
 
     Returns:
-        Complex estimates ``(len(sources), 2, stop - start, nb_bins)``.
+        Complex estimates ``(len(gains.index), 2, stop - start, nb_bins)``.
     """
     reg = eps**0.5
     psd = stats.psd[:, start:stop]  # (J, T, F)
-    spatial = stats.spatial
-    cov = (psd.unsqueeze(0) * spatial.unsqueeze(2)).sum(dim=1)  # (4, T, F): sum_j v_j R_j
+    cov = (psd.unsqueeze(0) * stats.spatial.unsqueeze(2)).sum(dim=1)  # (4, T, F): sum_j v_j R_j
     a, d, c_real, c_imag = cov.unbind(0)
     # a*d - |c|^2 >= 0 in exact arithmetic; clamping the rounding keeps the determinant >= reg^2 > 0
     det = (a * d - (c_real.square() + c_imag.square())).clamp_min_(0) + reg * (a + d) + reg * reg
@@ -113,11 +132,8 @@ def apply_filter(stats: BlockStats, start: int, stop: int, mix: Tensor, eps: flo
     x0, x1 = mix[0], mix[1]
     z0 = ((d + reg) * x0 - c * x1) / det  # z = C_x^-1 x in closed form
     z1 = ((a + reg) * x1 - c.conj() * x0) / det
-    index = torch.as_tensor(list(sources), device=psd.device)
-    spatial = spatial.index_select(1, index).unsqueeze(-2)  # (4, J', 1, F)
-    r00, r11 = spatial[0].to(mix.dtype), spatial[1].to(mix.dtype)
-    r01 = torch.complex(spatial[2], spatial[3])
-    psd = psd.index_select(0, index)
+    r00, r11, r01 = gains.spatial.unbind(0)
+    psd = psd.index_select(0, gains.index)
     y0 = (r00 * z0 + r01 * z1).mul_(psd)
     y1 = (r01.conj() * z0 + r11 * z1).mul_(psd)
     return torch.stack([y0, y1], dim=1)
