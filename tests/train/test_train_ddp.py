@@ -36,3 +36,31 @@ def test_torchrun_two_processes_gloo(tiny, tmp_path):
     separator = unmix.load_separator(folder, niter=1)
     with torch.no_grad():
         assert torch.isfinite(separator(torch.randn(1, 2, 4000) * 0.1)).all()
+
+
+RELEASE_SCRIPT = """
+import sys
+import torch
+import torch.distributed as dist
+from unmix.train import ddp
+dist.init_process_group("gloo")
+for _ in range(20):
+    t = torch.ones(3)
+    held = sys.getrefcount(t)
+    ddp._all_reduce(t, dist.ReduceOp.SUM)
+    # gloo's worker thread has let go of the tensor (it would otherwise release it, taking the GIL, at exit)
+    assert sys.getrefcount(t) == held, (sys.getrefcount(t), held)
+    assert t.tolist() == [2.0, 2.0, 2.0]
+dist.destroy_process_group()
+"""
+
+
+def test_reductions_return_after_gloo_released_the_tensor(tmp_path):
+    script = tmp_path / "release.py"
+    script.write_text(RELEASE_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
+    done = subprocess.run(
+        [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node", "2", str(script)],
+        capture_output=True, text=True, cwd=tmp_path, env=env, timeout=120, check=False,
+    )
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]

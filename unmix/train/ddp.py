@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -94,13 +96,39 @@ def wrap(module: nn.Module, context: DistributedContext) -> nn.Module:
     return nn.parallel.DistributedDataParallel(module, device_ids=device_ids)
 
 
+RELEASE_TIMEOUT = 5.0
+"""Seconds :func:`_all_reduce` waits for gloo's worker thread to let go of a reduced tensor."""
+
+
+def _all_reduce(tensor: torch.Tensor, op: dist.ReduceOp) -> None:
+    """``dist.all_reduce`` that returns only once the backend's worker thread has released ``tensor``.
+
+    Gloo's worker thread drops its reference to a finished collective's tensors just *after* ``wait()`` returns, and
+    dropping a tensor that Python also holds takes the GIL. If that happens while the interpreter is shutting down
+    (a collective right before the process ends, as :func:`check_in_sync` at the end of training), the thread
+    cannot take the GIL and the process aborts ("terminate called without an active exception", pytorch#179291).
+    The backend's reference shows in the tensor's Python reference count, so wait until that is back to its value
+    before the call.
+    """
+    held = sys.getrefcount(tensor)
+    dist.all_reduce(tensor, op=op)
+    if dist.get_backend() != "gloo":
+        return
+    deadline = time.monotonic() + RELEASE_TIMEOUT
+    while sys.getrefcount(tensor) > held:
+        if time.monotonic() > deadline:
+            logger.debug("gloo still holds a reduced tensor after %.1f s", RELEASE_TIMEOUT)
+            return
+        time.sleep(1e-4)
+
+
 def all_reduce_sum(values: Sequence[float], context: DistributedContext) -> list[float]:
     """Sum ``values`` over the processes (float64; unchanged in a single process)."""
     if not context.distributed:
         return [float(v) for v in values]
     device = context.device if context.device.type == "cuda" else torch.device("cpu")
     tensor = torch.tensor([float(v) for v in values], dtype=torch.float64, device=device)
-    dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+    _all_reduce(tensor, dist.ReduceOp.SUM)
     return tensor.cpu().tolist()
 
 
@@ -117,8 +145,8 @@ def check_in_sync(module: nn.Module, context: DistributedContext) -> None:
         total += (k + 1) * param.detach().double().cpu().sum()
     device = context.device if context.device.type == "cuda" else torch.device("cpu")
     low, high = total.clone().to(device), total.clone().to(device)
-    dist.all_reduce(low, op=dist.ReduceOp.MIN)
-    dist.all_reduce(high, op=dist.ReduceOp.MAX)
+    _all_reduce(low, dist.ReduceOp.MIN)
+    _all_reduce(high, dist.ReduceOp.MAX)
     if low.item() != high.item():
         raise TrainingError(
             f"process {context.rank}: parameters differ between processes (checksums {low.item()} .. {high.item()}); "
