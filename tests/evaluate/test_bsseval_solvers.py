@@ -254,3 +254,20 @@ def test_levinson_refines_ill_conditioned_solutions_to_the_residual_tolerance(mo
     assert residual(solved) <= toeplitz.RESIDUAL_TOLERANCE  # (the solution itself is ill-determined: cond ~1e14)
     monkeypatch.setattr(toeplitz, "REFINEMENT_STEPS", 0)  # inaccurate solutions are reported as NaN, not returned
     assert np.isnan(toeplitz.block_levinson(R, Y)).all()
+
+
+def test_accumulating_predictor_updates_equal_numpy_updates(monkeypatch: pytest.MonkeyPatch) -> None:
+    """m >= 4: the forward-predictor update goes through torch's accumulating product (batched and single)."""
+    systems = [_system(4, 40, 700, seed, band_limited=seed == 21) for seed in (20, 21, 22)]
+    R = np.stack([r for r, _ in systems])
+    Y = np.stack([y for _, y in systems])
+    batched, single = toeplitz.block_levinson(R, Y), toeplitz.block_levinson(R[0], Y[0])
+    monkeypatch.setattr(toeplitz, "ACCUMULATE_MIN_SIGNALS", 10**9)
+    plain = toeplitz.block_levinson(R, Y)
+    for i in (0, 2):  # well-conditioned: the same solution up to rounding
+        np.testing.assert_allclose(batched[i], plain[i], rtol=1e-9, atol=1e-12 * np.abs(plain[i]).max())
+    np.testing.assert_allclose(single, plain[0], rtol=1e-9, atol=1e-12 * np.abs(plain[0]).max())
+    for i, (r, y) in enumerate(systems):  # the band-limited system's solution is ill-determined: its residual
+        dense = toeplitz.dense_toeplitz(r)
+        residual = np.linalg.norm(dense @ batched[i].reshape(-1, 2) - y.reshape(-1, 2))
+        assert residual <= toeplitz.RESIDUAL_TOLERANCE * np.linalg.norm(dense) * np.linalg.norm(batched[i])
