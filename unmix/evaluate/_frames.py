@@ -23,6 +23,9 @@ SILENCE_PREFIX = 256
 #: Run the FFTs and the small batched products of CPU tensors in numpy (faster there than torch); torch is used on
 #: other devices, and everywhere when this is False (the tests use that to check the device code path on the CPU).
 NUMPY_ON_CPU = True
+#: Longest dot product handed to BLAS at once (OpenBLAS runs a dot product of more than 10000 values on several
+#: threads; see :func:`_sum_squares`).
+DOT_PIECE = 8192
 #: numpy >= 2 writes FFT results into a given (strided) output array.
 _FFT_OUT = np.lib.NumpyVersion(np.__version__) >= "2.0.0"
 
@@ -136,10 +139,19 @@ Frames = tuple[Tensor, Tensor, Tensor]
 
 def _sum_squares(x: Tensor) -> Tensor:
     """(..., n) -> (...,) ``sum x^2`` over the last dimension: BLAS dot products through numpy on the CPU (2 to 3
-    times faster than ``torch.linalg.vecdot`` there; torch's batched ``matmul`` is far slower still)."""
+    times faster than ``torch.linalg.vecdot`` there; torch's batched ``matmul`` is far slower still).
+
+    The dot products run on pieces of at most :data:`DOT_PIECE` values: OpenBLAS threads longer ones, and its idle
+    threads then spin for a long time, which slows every torch operation that follows on a machine with few cores
+    (the whole evaluation took 3 times as long on 2 cores).
+    """
     if on_numpy(x):
         a = x.numpy()
-        return torch.from_numpy(np.matmul(a[..., None, :], a[..., :, None])[..., 0, 0])
+        total = np.zeros(a.shape[:-1])
+        for start in range(0, a.shape[-1], DOT_PIECE):
+            piece = a[..., start : start + DOT_PIECE]
+            total += np.matmul(piece[..., None, :], piece[..., :, None])[..., 0, 0]
+        return torch.from_numpy(total)
     return torch.linalg.vecdot(x, x)
 
 
