@@ -211,21 +211,9 @@ def test_permutation_pairs_agree_with_the_own_pairs() -> None:
         np.testing.assert_allclose(diagonal.numpy(), single.numpy(), rtol=1e-12)
 
 
-@pytest.mark.parametrize("m", [1, 3])
-def test_gohberg_semencul_formula_is_the_inverse(m: int) -> None:
-    """The formula alone (no refinement) on well-conditioned systems: the dense inverse applied to Y."""
-    systems = [_system(m, 24, 600, seed, band_limited=False) for seed in (11, 12)]
-    R = np.stack([r for r, _ in systems])
-    Y = np.stack([y for _, y in systems])
-    got = toeplitz._Inverse(R).apply(Y)
-    for i, (r, y) in enumerate(systems):
-        expected = np.linalg.solve(toeplitz.dense_toeplitz(r), y.reshape(-1, 2)).reshape(y.shape)
-        assert np.abs(got[i] - expected).max() < 1e-10 * np.abs(expected).max()
-
-
-def _music_like_system(m: int, L: int, n: int) -> tuple[np.ndarray, np.ndarray]:
+def _music_like_system(m: int, L: int, n: int, mono: float) -> tuple[np.ndarray, np.ndarray]:
     """Normal equations of BSSEval on coloured, band-limited (16 kHz), 16-bit, channel-correlated references and
-    estimates close to them: the right-hand sides that make the Gohberg-Semencul formula alone inaccurate."""
+    estimates close to them (the Gohberg-Semencul formula is not accurate enough on these)."""
     rng = np.random.default_rng(1)
     freqs = np.fft.rfftfreq(n, 1 / 44100)
     shape = 1 / np.maximum(freqs, 30.0) ** 0.8
@@ -233,6 +221,7 @@ def _music_like_system(m: int, L: int, n: int) -> tuple[np.ndarray, np.ndarray]:
     x = np.fft.irfft(np.fft.rfft(rng.standard_normal((m, n))) * shape, n=n)
     x = np.round(x / (2 * np.abs(x).max()) * 32767) / 32767
     x[1:] = 0.7 * x[:1] + 0.3 * x[1:]
+    x[1] = x[0] + mono * (x[1] - x[0])
     e = 0.9 * x + 0.08 * np.roll(x, 1, axis=1) + 0.1 * np.roll(x, 1, axis=0) + 0.01 * rng.standard_normal(x.shape)
     sx, se = np.fft.rfft(x, n=2 * n), np.fft.rfft(e, n=2 * n)
     R = np.fft.irfft(sx.conj()[:, None] * sx[None], n=2 * n)[..., :L].transpose(2, 0, 1).copy()
@@ -241,19 +230,15 @@ def _music_like_system(m: int, L: int, n: int) -> tuple[np.ndarray, np.ndarray]:
     return R, Y
 
 
-def test_levinson_refines_ill_conditioned_solutions_to_the_residual_tolerance(monkeypatch: pytest.MonkeyPatch) -> None:
-    R, Y = _music_like_system(4, 256, 44100)
+@pytest.mark.parametrize(("m", "mono"), [(4, 1.0), (2, 0.03), (4, 0.01)])
+def test_levinson_meets_the_residual_tolerance_on_music_like_systems(m: int, mono: float) -> None:
+    """Band-limited, quantised, channel-correlated references (``mono``: how much of the second channel is its own;
+    0.01 to 0.03 is a centred bass), estimates close to them: cond(T) up to 1e14, and no dense fallback needed."""
+    R, Y = _music_like_system(m, 256, 44100, mono)
     dense = toeplitz.dense_toeplitz(R)
-
-    def residual(X: np.ndarray) -> float:
-        return np.linalg.norm(dense @ X.reshape(-1, 4) - Y.reshape(-1, 4)) / (np.linalg.norm(dense) * np.linalg.norm(X))
-
-    formula_only = toeplitz._Inverse(R[None]).apply(Y[None])[0]
-    assert residual(formula_only) > toeplitz.RESIDUAL_TOLERANCE  # about 3e-9: refinement is needed
     solved = toeplitz.block_levinson(R, Y)
-    assert residual(solved) <= toeplitz.RESIDUAL_TOLERANCE  # (the solution itself is ill-determined: cond ~1e14)
-    monkeypatch.setattr(toeplitz, "REFINEMENT_STEPS", 0)  # inaccurate solutions are reported as NaN, not returned
-    assert np.isnan(toeplitz.block_levinson(R, Y)).all()
+    residual = np.linalg.norm(dense @ solved.reshape(-1, m) - Y.reshape(-1, m))
+    assert residual <= toeplitz.RESIDUAL_TOLERANCE * np.linalg.norm(dense) * np.linalg.norm(solved)
 
 
 def test_accumulating_predictor_updates_equal_numpy_updates(monkeypatch: pytest.MonkeyPatch) -> None:

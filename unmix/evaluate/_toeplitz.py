@@ -7,10 +7,10 @@ the accuracy of a backward-stable solver (normalised residual ``|T X - Y|_F / (|
 1. preconditioned conjugate gradients (T. Chan's block-circulant preconditioner, products by FFT), batched over all
    systems (torch FFTs; on the CPU the per-bin matrix products in numpy): a few iterations for well-conditioned
    signals (skipped for systems whose circulant embedding is nearly singular, where they cannot reach the accuracy);
-2. for ill-conditioned systems (real music is band-limited and quantised), batched over the systems: the block
-   Levinson recursion for the forward and backward predictors, ``O(L^2 m^3)`` for L taps and m signals, then the
-   solution from the Gohberg-Semencul formula (FFTs, ``O(m^2 k L log L)`` for k right-hand sides) and iterative
-   refinement. The recursion is a long chain of small products, so it runs in numpy on the CPU;
+2. a block Levinson recursion, ``O(L^2 m^3)`` for L taps and m signals, weakly stable, for ill-conditioned systems
+   (real music is band-limited and quantised), batched over the systems. It is a long chain of small products whose
+   cost is largely call overhead, so it runs in numpy on the CPU (the long updates of m >= 4 signals in torch's
+   accumulating products);
 3. a dense LU solve of the ``L m x L m`` system, museval's own method, if both fail.
 """
 
@@ -133,163 +133,97 @@ def _inverse_or_nan(a: np.ndarray) -> np.ndarray:
         return out.reshape(a.shape)
 
 
-def _predictors(R: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Block Levinson recursion for the forward and backward predictors of ``T`` (numpy, CPU), batched.
-
-    Args:
-        R: (nb, L, m, m) blocks ``R(d)``; ``T[a, b] = R(a - b)``, ``R(-d) = R(d)^T``.
-
-    Returns:
-        ``(a_t, bb_t, inv)``: ``a_t`` (nb, m, L*m), the forward predictor transposed (block ``i`` at columns
-        ``i*m .. (i+1)*m`` holds ``A[i]^T``; ``A[0] = I``, ``T A = [Pf, 0, ..., 0]``); ``bb_t`` (nb, m, L*m), the
-        negated backward predictor transposed (``-B[i]^T``; ``B[L-1] = I``, ``T B = [0, ..., 0, Pb]``); ``inv``
-        (2, nb, m, m), ``[Pf^-1, Pb^-1]``. A system whose recursion broke down has non-finite values.
-    """
-    nb, L, m, _ = R.shape
-    # Stored transposed, so that the updates run along contiguous rows of n*m values:
-    # rev_t[:, i*m:(i+1)*m] = R(L-1-i)^T: the row [R(n), ..., R(1)] is the slice starting at block L-1-n;
-    # bb_t is right-aligned while the recursion runs (block i of B_n at column (L-n+i)*m). With these signs every
-    # update is the addition of a product, into preallocated buffers.
-    rev_t = np.ascontiguousarray(R[:, :0:-1].transpose(0, 1, 3, 2)).reshape(nb, (L - 1) * m, m)
-    a_t = np.zeros((nb, m, L * m))
-    a_t[:, :, :m] = np.eye(m)
-    bb_t = np.zeros((nb, m, L * m))
-    bb_t[:, :, (L - 1) * m :] = -np.eye(m)
-    err = np.stack([R[:, 0], R[:, 0]])  # forward and backward prediction error covariances
-    inv = _inverse_or_nan(err)
-    # mismatch = [df, df^T]: the forward mismatch sum_a R(n-a) A[a] (a copy of the transpose the product gives)
-    # stacked with the backward one, so that both reflection coefficients [kf, kb] and both error corrections take
-    # one product each
-    mismatch = np.empty((2, nb, m, m))
-    df, dft = mismatch[0], mismatch[1]
-    refl = np.empty((2, nb, m, m))  # [kf, kb]
-    kf_t, kb_t = refl[0].transpose(0, 2, 1), refl[1].transpose(0, 2, 1)
-    corr = np.empty((2, nb, m, m))
-    upd = np.empty((2, nb, m, (L - 1) * m))
-    accumulate = m >= ACCUMULATE_MIN_SIGNALS
-    if accumulate:  # torch views (shared memory) for the accumulating product
-        ta, tb, tkf = torch.from_numpy(a_t), torch.from_numpy(bb_t), torch.from_numpy(refl)[0].transpose(1, 2)
-        if nb == 1:  # a plain matrix product (torch's batched one costs more per call)
-            ta, tb, tkf = ta[0], tb[0], tkf[0]
-        accumulate_ = torch.Tensor.addmm_ if nb == 1 else torch.Tensor.baddbmm_
-    with np.errstate(all="ignore"):
-        for n in range(1, L):
-            nm = n * m
-            np.matmul(a_t[:, :, :nm], rev_t[:, (L - 1 - n) * m :], out=dft)
-            np.copyto(df, dft.transpose(0, 2, 1))
-            np.matmul(inv[::-1], mismatch, out=refl)  # reflection coefficients kf = Pb^-1 df, kb = Pf^-1 df^T
-            np.matmul(mismatch[::-1], refl, out=corr)  # [df^T kf, df kb]
-            err -= corr
-            inv = _inverse_or_nan(err)
-            # A_{n+1} = [A_n; 0] - [0; B_n] kf,  B_{n+1} = [0; B_n] - [A_n; 0] kb
-            # (each update reads the other's old values: B's product first, A's added in place, then B's)
-            from_b, from_a = upd[0, :, :, :nm], upd[1, :, :, :nm]
-            np.matmul(kb_t, a_t[:, :, :nm], out=from_a)
-            if accumulate:
-                accumulate_(ta[..., m : nm + m], tkf, tb[..., (L - n) * m :])
-            else:
-                np.matmul(kf_t, bb_t[:, :, (L - n) * m :], out=from_b)
-                a_t[:, :, m : nm + m] += from_b
-            bb_t[:, :, (L - n - 1) * m : (L - 1) * m] += from_a
-    return a_t, bb_t, inv
-
-
-class _Inverse:
-    """``T^-1`` of a batch of symmetric block-Toeplitz matrices, applied by the block Gohberg-Semencul formula.
-
-    With the predictors of :func:`_predictors`, ``T^-1 = L(A) Pf^-1 U(A^T) - L(zB) Pb^-1 U(zB^T)``, where ``L(C)``
-    is the lower-triangular block-Toeplitz matrix with first block column ``C``, ``U(C^T)`` its transpose, and
-    ``zB = [0, B[0], ..., B[L-2]]``. The four triangular products are convolutions, done by FFTs of length ``2L``:
-    ``O(m^2 k L log L)`` for ``k`` right-hand sides instead of the ``O(m^2 k L^2)`` of carrying the solution through
-    the recursion. (torch's FFTs: faster than numpy's for these many short transforms; numpy's per-bin products.)
-    """
-
-    def __init__(self, R: np.ndarray) -> None:
-        nb, L, m, _ = R.shape
-        self.L, self.n = L, 2 * L
-        a_t, bb_t, inv = _predictors(R)
-        lower = np.zeros((2, nb, L, m, m))  # [A, -zB] blocks, transposed
-        lower[0] = a_t.reshape(nb, m, L, m).transpose(0, 2, 1, 3)
-        lower[1, :, 1:] = bb_t.reshape(nb, m, L, m).transpose(0, 2, 1, 3)[:, :-1]
-        spec_t = self._rfft(lower, 2)  # spectra of the transposed blocks
-        self.upper = spec_t.conj()  # U(C^T) v is a correlation: conj(spectrum of C^T) times that of v
-        # L(C) P^-1 v = L(C P^-1) v: a convolution with the blocks C P^-1, [A Pf^-1, -zB Pb^-1]
-        self.lower = spec_t.transpose(0, 1, 2, 4, 3) @ inv[:, :, None]
-        # the block-circulant embedding of T, for residuals
-        circ = np.concatenate([R, np.zeros_like(R[:, :1]), R[:, :0:-1].transpose(0, 1, 3, 2)], 1)
-        self.circulant = self._rfft(circ, 1)
-
-    def _rfft(self, x: np.ndarray, axis: int) -> np.ndarray:
-        return torch.fft.rfft(torch.from_numpy(x), n=self.n, dim=axis).numpy()
-
-    def _irfft(self, x: np.ndarray, axis: int) -> np.ndarray:
-        return torch.fft.irfft(torch.from_numpy(x), n=self.n, dim=axis).narrow(axis, 0, self.L).numpy()
-
-    def apply(self, Y: np.ndarray) -> np.ndarray:
-        """(nb, L, m, k) -> ``T^-1 Y``."""
-        u = self._irfft(self.upper @ self._rfft(Y, 1), 2)  # [U(A^T) Y, -U(zB^T) Y]
-        v = self._rfft(u, 2)
-        out = self.lower[0] @ v[0]
-        out -= self.lower[1] @ v[1]  # both terms carry the sign of -B: it cancels
-        return self._irfft(out, 1)
-
-    def residual(self, X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-        """``Y - T X`` (nb, L, m, k)."""
-        return Y - self._irfft(self.circulant @ self._rfft(X, 1), 1)
-
-
-#: From this many signals on, the forward-predictor update accumulates in torch's product (``C += A B``, one BLAS
-#: call; numpy's product plus in-place addition take about twice as long at m = 8); below, numpy's lower per-call
-#: cost wins.
+#: From this many signals on, the forward-predictor and solution updates accumulate in torch's products
+#: (``C += A B``, one BLAS call; numpy's product plus in-place addition take about twice as long at m = 8); below,
+#: numpy's lower per-call cost wins.
 ACCUMULATE_MIN_SIGNALS = 4
-#: Iterative-refinement steps after the Gohberg-Semencul solve, at most. The normalised residual after the formula
-#: is about 1e-10 to 1e-5 on music (1e-5 where a source's channels are nearly identical, as a centred bass); each
-#: step divides it by 30 to 1000.
-REFINEMENT_STEPS = 12
-#: Refinement stops for a system whose residual shrinks by less than this factor in a step (it is not converging).
-REFINEMENT_MIN_GAIN = 2.0
 
 
 def block_levinson(R: np.ndarray, Y: np.ndarray) -> np.ndarray:
     """Solve ``T X = Y`` for symmetric positive definite block-Toeplitz ``T`` given by ``R`` (numpy, CPU), batched.
-
-    The block Levinson recursion gives the predictors of ``T``; the solution follows from the Gohberg-Semencul
-    formula (:class:`_Inverse`) and is refined (``X += T^-1 (Y - T X)``, at most :data:`REFINEMENT_STEPS` times,
-    while it converges) until its normalised residual ``|T X - Y|_F / (|T|_F |X|_F)`` is at most
-    :data:`RESIDUAL_TOLERANCE`.
 
     Args:
         R: (..., L, m, m) blocks ``R(d)``, ``d = 0 .. L-1``; ``T[a, b] = R(a - b)``, ``R(-d) = R(d)^T``.
         Y: (..., L, m, k) right-hand sides (same leading batch dimensions as ``R``).
 
     Returns:
-        (..., L, m, k) solutions; NaN for a system whose recursion broke down or whose solution stayed inaccurate.
+        (..., L, m, k) solutions (a system whose recursion broke down is non-finite).
     """
     batch = R.shape[:-3]
     L, m, _ = R.shape[-3:]
+    k = Y.shape[-1]
     R = R.reshape(-1, L, m, m)
-    Y = Y.reshape(len(R), L, m, Y.shape[-1])
+    nb = len(R)
+    rhs = Y.reshape(nb, L * m, k)
+    # Everything long is stored transposed, so that the updates run along contiguous rows of n*m values:
+    # rev_t[:, i*m:(i+1)*m] = R(L-1-i)^T: the row [R(n), ..., R(1)] is the slice starting at block L-1-n;
+    # ax_t = [A | -x]^T: forward predictor A_n (blocks 0..n-1, A_n[0] = I) and the negated solution;
+    # bb_t = (-B)^T: negated backward predictor B_n (blocks 0..n-1, B_n[n-1] = I), right-aligned (block i at
+    # column (L-n+i)*m). With these signs every update is the addition of a product, into preallocated buffers.
+    rev_t = np.ascontiguousarray(R[:, :0:-1].transpose(0, 1, 3, 2)).reshape(nb, (L - 1) * m, m)
+    ax_t = np.zeros((nb, m + k, L * m))
+    ax_t[:, :m, :m] = np.eye(m)
+    a_t, negx_t = ax_t[:, :m], ax_t[:, m:]
+    bb_t = np.zeros((nb, m, L * m))
+    bb_t[:, :, (L - 1) * m :] = -np.eye(m)
+    err = np.stack([R[:, 0], R[:, 0]])  # forward and backward prediction error covariances
+    inv = _inverse_or_nan(err)
+    negx_t[:, :, :m] = -(inv[1] @ rhs[:, :m]).transpose(0, 2, 1)
+    # prod[1] = [sum_a R(n-a) A[a] | -sum_a R(n-a) x[a]]^T; mismatch = [df, df^T]: the forward mismatch (a copy of
+    # the transpose) stacked with the backward one, so that both reflection coefficients [kf, kb] and both error
+    # corrections take one product each
+    prod = np.empty((2, nb, m + k, m))
+    prod_t, mismatch = prod[1], prod[:, :, :m]
+    df, dft, neg_theta = mismatch[0], mismatch[1], prod_t[:, m:].transpose(0, 2, 1)
+    refl = np.empty((2, nb, m, m))  # [kf, kb]
+    kf_t, kb_t = refl[0].transpose(0, 2, 1), refl[1].transpose(0, 2, 1)
+    g_t = np.empty((nb, k, m))
+    g = g_t.transpose(0, 2, 1)
+    corr = np.empty((2, nb, m, m))
+    resid = np.empty((nb, m, k))
+    upd = np.empty((2, nb, m, (L - 1) * m))
+    upd_x = np.empty((nb, k, L * m))
+    accumulate = m >= ACCUMULATE_MIN_SIGNALS
+    if accumulate:  # torch views (shared memory) for the accumulating products
+        ta, tx, tb = torch.from_numpy(a_t), torch.from_numpy(negx_t), torch.from_numpy(bb_t)
+        tkf, tg = torch.from_numpy(refl)[0].transpose(1, 2), torch.from_numpy(g_t)
+        if nb == 1:  # plain matrix products (torch's batched ones cost more per call)
+            ta, tx, tb, tkf, tg = ta[0], tx[0], tb[0], tkf[0], tg[0]
+        accumulate_ = torch.Tensor.addmm_ if nb == 1 else torch.Tensor.baddbmm_
+    ok = np.ones(nb, dtype=bool)
     with np.errstate(all="ignore"):
-        inverse = _Inverse(R)
-        X = inverse.apply(Y)
-        norm_t = _frobenius(torch.from_numpy(R)).numpy()
-        zero = ~Y.any((1, 2, 3))
-        active = np.ones(len(R), dtype=bool)  # still refined
-        previous = np.full(len(R), np.inf)
-        for step in range(REFINEMENT_STEPS + 1):
-            r = inverse.residual(X, Y)
-            size = np.sqrt((r * r).sum((1, 2, 3))) / (norm_t * np.sqrt((X * X).sum((1, 2, 3))))
-            ok = zero | (size <= RESIDUAL_TOLERANCE)
-            active &= ~ok & (size * REFINEMENT_MIN_GAIN <= previous)
-            if not active.any() or step == REFINEMENT_STEPS:
-                break
-            previous = size
-            if active.all():
-                X += inverse.apply(r)
-            else:  # the converged (or stalled) systems keep their solution
-                X += np.where(active[:, None, None, None], inverse.apply(r), 0.0)
-    X[~(ok & np.isfinite(X).all((1, 2, 3)))] = np.nan
-    return X.reshape(*batch, L, m, Y.shape[-1])
+        for n in range(1, L):
+            nm = n * m
+            np.matmul(ax_t[:, :, :nm], rev_t[:, (L - 1 - n) * m :], out=prod_t)
+            np.copyto(df, dft.transpose(0, 2, 1))
+            np.matmul(inv[::-1], mismatch, out=refl)  # reflection coefficients kf = Pb^-1 df, kb = Pf^-1 df^T
+            np.matmul(mismatch[::-1], refl, out=corr)  # [df^T kf, df kb]
+            err -= corr
+            inv = _inverse_or_nan(err)
+            np.add(rhs[:, nm : nm + m], neg_theta, out=resid)
+            np.matmul(inv[1], resid, out=g)
+            # A_{n+1} = [A_n; 0] - [0; B_n] kf,  B_{n+1} = [0; B_n] - [A_n; 0] kb,  x_{n+1} = [x_n; 0] + B_{n+1} g
+            # (A and B read each other's old values: B's product first, A's added in place, then B's)
+            from_b, from_a = upd[0, :, :, :nm], upd[1, :, :, :nm]
+            np.matmul(kb_t, a_t[:, :, :nm], out=from_a)
+            if accumulate:
+                accumulate_(ta[..., m : nm + m], tkf, tb[..., (L - n) * m :])
+                bb_t[:, :, (L - n - 1) * m : (L - 1) * m] += from_a
+                accumulate_(tx[..., : nm + m], tg, tb[..., (L - n - 1) * m :])
+            else:
+                np.matmul(kf_t, bb_t[:, :, (L - n) * m :], out=from_b)
+                a_t[:, :, m : nm + m] += from_b
+                bb_t[:, :, (L - n - 1) * m : (L - 1) * m] += from_a
+                from_x = upd_x[:, :, : nm + m]
+                np.matmul(g_t, bb_t[:, :, (L - n - 1) * m :], out=from_x)
+                negx_t[:, :, : nm + m] += from_x
+            if n % 64 == 0:
+                ok &= np.isfinite(inv[1]).all((-1, -2))
+                if not ok.any():
+                    break
+    out = -ax_t[:, m:].transpose(0, 2, 1).reshape(nb, L, m, k)
+    out[~(ok & np.isfinite(out).all((-1, -2, -3)))] = np.nan
+    return out.reshape(*batch, L, m, k)
 
 
 def dense_toeplitz(R: np.ndarray) -> np.ndarray:
@@ -341,7 +275,7 @@ def solve_block_toeplitz(R: Tensor, Y: Tensor) -> Tensor:
     if len(bad):
         R_np, Y_np = R[bad].cpu().numpy(), Y[bad].cpu().numpy()
         sol = torch.from_numpy(block_levinson(R_np, Y_np)).to(R.device)
-        ok = torch.isfinite(sol).flatten(1).all(1)  # checked against the residual tolerance there
+        ok = _residual_ok(spectra[bad], norm_t[bad], sol, Y[bad])
         X[bad] = sol
         redo = (~ok).nonzero().flatten()
         if len(redo):
