@@ -294,14 +294,20 @@ def boundary_correlations(
     """
     nsrc, nsampl, nchan = ref.shape
     edge, m = filters_len - 1, nsrc * nchan
-    near = torch.zeros((len(bounds), 2, nsrc, nchan, 2 * edge), dtype=torch.float64, device=device)
-    for i, bound in enumerate(bounds):  # samples [b - L + 1, b + L - 1), zero past the end (slices: no gather)
-        stop = min(bound + edge, nsampl)
-        for k, x in enumerate((ref, est)):
-            near[i, k, ..., : stop - bound + edge].copy_(x[:, bound - edge : stop].transpose(1, 2))
-    near = near.view(len(bounds), 2 * m, 2 * edge)
     n_small = fast_len(3 * edge + 1)
-    left = torch.fft.rfft(near[:, :m, :edge], n=n_small)
-    right = torch.fft.rfft(torch.nn.functional.pad(near[:, :, edge:], (edge, 0)), n=n_small)
+    # samples [b - L + 1, b) of the references at the start of a row of n_small zeros, samples [b, b + L - 1) of
+    # every signal after edge zeros (zero past the end; slices, no gather)
+    left = torch.zeros((len(bounds), nsrc, nchan, n_small), dtype=torch.float64, device=device)
+    right = torch.zeros((len(bounds), 2, nsrc, nchan, n_small), dtype=torch.float64, device=device)
+    for i, bound in enumerate(bounds):
+        stop = min(bound + edge, nsampl)
+        left[i, ..., :edge].copy_(ref[:, bound - edge : bound].transpose(1, 2))
+        for k, x in enumerate((ref, est)):
+            right[i, k, ..., edge : edge + stop - bound].copy_(x[:, bound:stop].transpose(1, 2))
+    left, right = left.view(len(bounds), m, n_small), right.view(len(bounds), 2 * m, n_small)
+    if on_numpy(left):  # numpy's FFTs are faster than torch's for these short rows
+        left, right = (torch.from_numpy(np.fft.rfft(x.numpy(), axis=-1)) for x in (left, right))
+    else:
+        left, right = torch.fft.rfft(left), torch.fft.rfft(right)
     cross = matmul(left.permute(2, 1, 0).conj(), right.permute(2, 0, 1))  # (bins, m, 2m)
-    return torch.fft.irfft(cross.permute(1, 2, 0), n=n_small)[..., :filters_len]
+    return irfft_head(cross.permute(1, 2, 0), n_small, filters_len)
