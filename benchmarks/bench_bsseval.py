@@ -15,6 +15,10 @@ Signal kinds (``--signals``):
   estimates built as for ``noise``. Its Gram matrices are ill-conditioned like real music, so unmix's fast
   conjugate-gradient solver gives way to the Levinson recursion: this is the slower, realistic path.
 
+- ``--tracks DIR ...``: real stems, one kind per MUSDB18-HQ-layout track folder (``vocals/drums/bass/other.wav``; e.g.
+  made by the shared ``synth_musdb.py``): the first ``--seconds`` of the four stems as references, estimates built
+  from them as for ``noise`` (no silent window needed: the stems have their own rests).
+
 Example::
 
     python benchmarks/bench_bsseval.py --runs 3 --threads 1 --markdown bench-out/bsseval.md --json bench-out/bsseval.json
@@ -41,7 +45,8 @@ def _parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--rate", type=int, default=44100)
     parser.add_argument("--runs", type=int, default=3, help="interleaved rounds per signal kind (default 3)")
     parser.add_argument("--threads", type=int, default=1, help="BLAS/OpenMP/torch threads (default 1)")
-    parser.add_argument("--signals", nargs="+", default=["noise", "music"], choices=["noise", "music"])
+    parser.add_argument("--signals", nargs="*", default=["noise", "music"], choices=["noise", "music"])
+    parser.add_argument("--tracks", nargs="+", type=Path, default=[], help="MUSDB18-HQ-layout track folders (stems)")
     parser.add_argument("--device", default="cpu", help="torch device for unmix (default cpu)")
     parser.add_argument("--unmix-only", action="store_true", help="time unmix alone (no museval)")
     parser.add_argument("--max-minutes", type=float, default=15.0, help="no new round past this budget")
@@ -63,6 +68,7 @@ from unmix.evaluate import bss_eval
 
 torch.set_num_threads(ARGS.threads)
 METRICS = ("SDR", "ISR", "SIR", "SAR")
+STEMS = ("vocals", "drums", "bass", "other")
 
 
 def _fir(x: np.ndarray, taps: tuple[float, ...]) -> np.ndarray:
@@ -72,11 +78,21 @@ def _fir(x: np.ndarray, taps: tuple[float, ...]) -> np.ndarray:
     return out
 
 
+def _stems(folder: Path, n: int) -> np.ndarray:
+    """(4, n, 2) float64: the first ``n`` samples of a track folder's vocals, drums, bass and other stems."""
+    import soundfile as sf
+
+    stems = [sf.read(str(folder / f"{name}.wav"), dtype="float32", frames=n)[0] for name in STEMS]
+    if any(x.shape != (n, 2) for x in stems):
+        raise SystemExit(f"{folder}: every stem needs {n} stereo samples ({n / ARGS.rate:g} s)")
+    return np.stack(stems).astype(np.float64)
+
+
 def make_signals(kind: str, seconds: float, nsrc: int, nchan: int, rate: int, seed: int) -> tuple[np.ndarray, ...]:
     """Return (references, estimates), float32 (nb_sources, nb_samples, nb_channels)."""
     rng = np.random.default_rng(seed)
     n = int(seconds * rate)
-    ref = rng.standard_normal((nsrc, n, nchan))
+    ref = _stems(Path(kind), n) if kind not in ("noise", "music") else rng.standard_normal((nsrc, n, nchan))
     if kind == "music":
         freqs = np.fft.rfftfreq(n, 1.0 / rate)
         shape = 1.0 / np.maximum(freqs, 30.0) ** 0.8
@@ -134,7 +150,7 @@ def main() -> int:
         import museval.metrics as museval  # the reference implementation
     deadline = time.monotonic() + 60 * ARGS.max_minutes
     report: dict[str, object] = {
-        "args": vars(ARGS) | {"json": str(ARGS.json), "markdown": str(ARGS.markdown)},
+        "args": vars(ARGS) | {"json": str(ARGS.json), "markdown": str(ARGS.markdown), "tracks": [str(t) for t in ARGS.tracks]},
         "machine": {
             "python": platform.python_version(),
             "torch": torch.__version__,
@@ -144,9 +160,11 @@ def main() -> int:
         },
         "kinds": {},
     }
-    for kind in ARGS.signals:
+    for kind in [*ARGS.signals, *map(str, ARGS.tracks)]:
+        label = kind if kind in ("noise", "music") else Path(kind).name
         ref, est = make_signals(kind, ARGS.seconds, ARGS.sources, ARGS.channels, rate, ARGS.seed)
-        bss_eval(ref[:, : 3 * rate], est[:, : 3 * rate], device=ARGS.device, **kwargs)  # warm-up (imports, plans)
+        warm = ref.shape[1] if label != kind else 3 * rate  # (a song's first seconds may be silent for a stem)
+        bss_eval(ref[:, :warm], est[:, :warm], device=ARGS.device, **kwargs)  # warm-up (imports, plans)
         runs: list[dict[str, float]] = []
         agreement = None
         for r in range(ARGS.runs):
@@ -169,7 +187,7 @@ def main() -> int:
             summary["ratio_wall_per_round_median"] = statistics.median(
                 x["museval_wall"] / x["unmix_wall"] for x in runs
             )
-        report["kinds"][kind] = {"runs": runs, "summary": summary, "agreement": agreement}
+        report["kinds"][label] = {"runs": runs, "summary": summary, "agreement": agreement}
     if ARGS.json:
         ARGS.json.parent.mkdir(parents=True, exist_ok=True)
         ARGS.json.write_text(json.dumps(report, indent=2))
