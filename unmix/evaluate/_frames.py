@@ -277,9 +277,18 @@ def lags(cross: Tensor, n_fft: int, filters_len: int) -> Tensor:
     m, width, _ = cross.shape
     out = torch.empty(m, width, filters_len, dtype=torch.float64, device=cross.device)
     back = (n_fft - torch.arange(filters_len, device=cross.device)) % n_fft  # r_qp(d) = r_pq(n_fft - d)
+    # one buffer for the full-length transforms of every row (fresh memory per transform costs page faults)
+    full_buf = empty((m, n_fft), torch.float64, cross.device) if on_numpy(cross) and _FFT_OUT else None
     for p in range(m):
-        out[p, m:] = irfft_head(cross[p, m:], n_fft, filters_len)
-        full = irfft_head(cross[p, p:m], n_fft, n_fft)  # (m - p, n_fft): pairs (p, q >= p)
+        if full_buf is not None:  # numpy writes the transforms into the buffer
+            est = full_buf[:m]
+            np.fft.irfft(cross[p, m:].numpy(), n=n_fft, out=est.numpy())
+            out[p, m:] = est[:, :filters_len]
+            full = full_buf[: m - p]
+            np.fft.irfft(cross[p, p:m].numpy(), n=n_fft, out=full.numpy())
+        else:
+            out[p, m:] = irfft_head(cross[p, m:], n_fft, filters_len)
+            full = irfft_head(cross[p, p:m], n_fft, n_fft)  # (m - p, n_fft): pairs (p, q >= p)
         out[p, p:m] = full[:, :filters_len]
         out[p + 1 :, p] = full[1:, back]
     return out
