@@ -155,20 +155,28 @@ def _sum_squares(x: Tensor) -> Tensor:
     return torch.linalg.vecdot(x, x)
 
 
+def _channel_sum(x: Tensor) -> Tensor:
+    """(..., nchan, n) -> (..., n): the channels added left to right (museval's order)."""
+    total = x[..., 0, :]
+    for c in range(1, x.shape[-2]):
+        total = total + x[..., c, :]
+    return total
+
+
 def _silent(frames: Tensor) -> Tensor:
     """(nb_windows, nb_signals, nchan, n) -> (nb_windows,): some signal's channel sum is 0 on the whole window.
 
-    museval's test. A short prefix decides for almost every window; the full windows are scanned only otherwise.
+    museval's test. A short prefix decides for almost every signal; only the signals silent there are scanned over
+    the whole window (a song's silent vocals would otherwise make every signal of those windows scanned).
     """
-    heard = None
-    for stop in (min(SILENCE_PREFIX, frames.shape[-1]), frames.shape[-1]):
-        total = frames[..., 0, :stop]
-        for c in range(1, frames.shape[2]):
-            total = total + frames[..., c, :stop]
-        heard = total.ne(0).any(-1)
-        if bool(heard.all()):
-            break
-    return ~heard.all(-1)
+    heard = _channel_sum(frames[..., : min(SILENCE_PREFIX, frames.shape[-1])]).ne(0).any(-1)  # (windows, signals)
+    silent = torch.zeros(frames.shape[0], dtype=torch.bool, device=frames.device)
+    if bool(heard.all()):
+        return silent
+    window, signal = (~heard).nonzero(as_tuple=True)
+    quiet = ~_channel_sum(frames[window, signal]).ne(0).any(-1)  # silent over the whole window
+    silent[window[quiet]] = True
+    return silent
 
 
 def spectra(
