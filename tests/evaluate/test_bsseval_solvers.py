@@ -256,3 +256,24 @@ def test_accumulating_predictor_updates_equal_numpy_updates(monkeypatch: pytest.
         dense = toeplitz.dense_toeplitz(r)
         residual = np.linalg.norm(dense @ batched[i].reshape(-1, 2) - y.reshape(-1, 2))
         assert residual <= toeplitz.RESIDUAL_TOLERANCE * np.linalg.norm(dense) * np.linalg.norm(batched[i])
+
+
+@pytest.mark.parametrize("numpy_on_cpu", [True, False])
+@pytest.mark.parametrize("per_window", [False, True])
+def test_window_energies_of_selected_windows(monkeypatch: pytest.MonkeyPatch, numpy_on_cpu: bool, per_window: bool):
+    """Skipping (silent) windows: the energies of the selected windows are those of the full computation."""
+    from unmix.evaluate import _frames as frames
+    from unmix.evaluate import _projection as projection
+
+    monkeypatch.setattr(frames, "NUMPY_ON_CPU", numpy_on_cpu)
+    gen = torch.Generator().manual_seed(4)
+    nbins, nwin, nsrc, nchan, L = 65, 6, 2, 2, 8
+    m = nsrc * nchan
+    spec = torch.randn(nbins, nwin, 2, m, dtype=torch.complex128, generator=gen)
+    filters = torch.randn(nwin if per_window else 1, L, m, m, dtype=torch.float64, generator=gen)
+    proj = projection.projection_spectra(filters, filters.clone(), 2 * (nbins - 1), nchan, False)
+    every = projection.window_energies(spec, proj, nchan, False, False)
+    keep = torch.tensor([0, 2, 5])
+    some = projection.window_energies(spec, proj, nchan, False, False, keep)
+    assert some.shape == (5, 3, nsrc)
+    torch.testing.assert_close(some, every[:, keep], rtol=1e-12, atol=0)

@@ -58,7 +58,9 @@ def projection_spectra(filters: Tensor, own: Tensor, n_fft: int, nchan: int, all
     return out
 
 
-def window_energies(spec: Tensor, proj: Tensor, nchan: int, all_pairs: bool, sources: bool) -> Tensor:
+def window_energies(
+    spec: Tensor, proj: Tensor, nchan: int, all_pairs: bool, sources: bool, windows: Tensor | None = None
+) -> Tensor:
     """Energies of the projections and errors on a group of windows, via Parseval.
 
     Args:
@@ -68,11 +70,20 @@ def window_energies(spec: Tensor, proj: Tensor, nchan: int, all_pairs: bool, sou
         nchan: number of channels.
         all_pairs: score every (reference j, estimate k) pair, ordered ``j * nsrc + k``; else the pairs (j, j).
         sources: ``bsseval_sources_version``.
+        windows: indices of the windows to score (default: all); the others are skipped (silent windows, whose
+            scores are NaN anyway). Each block of bins gathers the selected windows into a small buffer.
 
     Returns:
-        (5, nb_windows, nb_pairs): ``|Pj|^2, |P|^2, |P - Pj|^2, |e - P|^2`` and ``|Pj - s|^2`` (or ``|e - Pj|^2``).
+        (5, nb_windows, nb_pairs), or (5, len(windows), nb_pairs): ``|Pj|^2, |P|^2, |P - Pj|^2, |e - P|^2`` and
+        ``|Pj - s|^2`` (or ``|e - Pj|^2``).
     """
+    if windows is not None:
+        if proj.shape[0] > 1:  # one set of filters per window
+            proj = proj[windows]
+        select = windows
     nbins, nwin, _, m = spec.shape
+    if windows is not None:
+        nwin = len(windows)
     nb, groups = proj.shape[:2]
     J, nsrc = groups - 1, m // nchan
     weights = frames.parseval_weights(2 * (nbins - 1), spec.device)
@@ -83,9 +94,13 @@ def window_energies(spec: Tensor, proj: Tensor, nchan: int, all_pairs: bool, sou
     err_buf = torch.empty((size, 1 + 2 * J, nwin, m), dtype=spec.dtype, device=spec.device)
     acc_q = spec.new_zeros(groups * nwin * m * 2, dtype=torch.float64)
     acc_err = spec.new_zeros((1 + 2 * J) * nwin * m * 2, dtype=torch.float64)
+    if windows is not None:
+        picked = torch.empty((size, nwin, 2, m), dtype=spec.dtype, device=spec.device)
     for b in blocks:
         n = b.stop - b.start
         x = spec[b]
+        if windows is not None:
+            x = torch.index_select(x, 1, select, out=picked[:n])
         s, e = x[:, :, 0], x[:, :, 1]  # (n, w, m)
         g = proj[..., b].permute(4, 0, 1, 2, 3).contiguous()  # (n, B, 1 + J, m, m)
         q, err = q_buf[:n], err_buf[:n]

@@ -234,7 +234,13 @@ def bss_eval(
 
         def finish(data: Frames, proj: Tensor) -> Tensor:
             spec, silent, time_energies = data
-            energies = window_energies(spec, proj, nchan, compute_permutation, sources)
+            if bool(silent.any()):  # their scores are NaN: leave them out of the projection pass
+                energies = torch.full((5, *time_energies.shape[1:]), math.nan, dtype=torch.float64, device=dev)
+                keep = (~silent).nonzero().flatten()
+                if len(keep):
+                    energies[:, keep] = window_energies(spec, proj, nchan, compute_permutation, sources, keep)
+            else:
+                energies = window_energies(spec, proj, nchan, compute_permutation, sources)
             scores = _scores(energies, time_energies, sources)
             scores[:, silent] = math.nan
             return scores
