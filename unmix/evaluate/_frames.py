@@ -80,9 +80,17 @@ def rfft_into(x: Tensor, out: Tensor, n: int | None = None) -> None:
         out.numpy()[...] = np.fft.rfft(a, axis=-1)
 
 
-def irfft_head(x: Tensor, n: int, head: int) -> Tensor:
-    """First ``head`` samples of ``irfft(x, n)`` along the last dimension (numpy on the CPU, torch elsewhere)."""
+def irfft_head(x: Tensor, n: int, head: int, buffer: Tensor | None = None) -> Tensor:
+    """First ``head`` samples of ``irfft(x, n)`` along the last dimension (numpy on the CPU, torch elsewhere).
+
+    ``buffer``: optional float64 (>= rows, n) array, reused across calls, that numpy writes the full transforms into
+    (fresh memory per call costs page faults); the result is then a view of it, valid until the next call.
+    """
     if on_numpy(x):
+        if buffer is not None and _FFT_OUT and x.ndim == 2:
+            full = buffer[: x.shape[0]]
+            np.fft.irfft(x.numpy(), n=n, out=full.numpy())
+            return full[:, :head]
         return torch.from_numpy(np.fft.irfft(x.numpy(), n=n)[..., :head])
     return torch.fft.irfft(x, n=n)[..., :head]
 
@@ -285,18 +293,10 @@ def lags(cross: Tensor, n_fft: int, filters_len: int) -> Tensor:
     m, width, _ = cross.shape
     out = torch.empty(m, width, filters_len, dtype=torch.float64, device=cross.device)
     back = (n_fft - torch.arange(filters_len, device=cross.device)) % n_fft  # r_qp(d) = r_pq(n_fft - d)
-    # one buffer for the full-length transforms of every row (fresh memory per transform costs page faults)
-    full_buf = empty((m, n_fft), torch.float64, cross.device) if on_numpy(cross) and _FFT_OUT else None
+    buffer = empty((m, n_fft), torch.float64, cross.device) if on_numpy(cross) else None  # shared by the rows
     for p in range(m):
-        if full_buf is not None:  # numpy writes the transforms into the buffer
-            est = full_buf[:m]
-            np.fft.irfft(cross[p, m:].numpy(), n=n_fft, out=est.numpy())
-            out[p, m:] = est[:, :filters_len]
-            full = full_buf[: m - p]
-            np.fft.irfft(cross[p, p:m].numpy(), n=n_fft, out=full.numpy())
-        else:
-            out[p, m:] = irfft_head(cross[p, m:], n_fft, filters_len)
-            full = irfft_head(cross[p, p:m], n_fft, n_fft)  # (m - p, n_fft): pairs (p, q >= p)
+        out[p, m:] = irfft_head(cross[p, m:], n_fft, filters_len, buffer)
+        full = irfft_head(cross[p, p:m], n_fft, n_fft, buffer)  # (m - p, n_fft): pairs (p, q >= p)
         out[p, p:m] = full[:, :filters_len]
         out[p + 1 :, p] = full[1:, back]
     return out
