@@ -77,13 +77,11 @@ def window_energies(
         (5, nb_windows, nb_pairs), or (5, len(windows), nb_pairs): ``|Pj|^2, |P|^2, |P - Pj|^2, |e - P|^2`` and
         ``|Pj - s|^2`` (or ``|e - Pj|^2``).
     """
-    if windows is not None:
-        if proj.shape[0] > 1:  # one set of filters per window
-            proj = proj[windows]
-        select = windows
     nbins, nwin, _, m = spec.shape
     if windows is not None:
         nwin = len(windows)
+        if proj.shape[0] > 1:  # one set of filters per window
+            proj = proj[windows]
     nb, groups = proj.shape[:2]
     J, nsrc = groups - 1, m // nchan
     weights = frames.parseval_weights(2 * (nbins - 1), spec.device)
@@ -100,7 +98,7 @@ def window_energies(
         n = b.stop - b.start
         x = spec[b]
         if windows is not None:
-            x = torch.index_select(x, 1, select, out=picked[:n])
+            x = torch.index_select(x, 1, windows, out=picked[:n])
         s, e = x[:, :, 0], x[:, :, 1]  # (n, w, m)
         g = proj[..., b].permute(4, 0, 1, 2, 3).contiguous()  # (n, B, 1 + J, m, m)
         q, err = q_buf[:n], err_buf[:n]
