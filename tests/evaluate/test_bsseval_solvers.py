@@ -120,6 +120,15 @@ def test_own_only_filters_are_the_diagonal_blocks_of_the_full_per_source_solve()
                 assert not got.any()
 
 
+def _random_signals(seed: int, nsrc: int, nchan: int, nsampl: int) -> tuple[torch.Tensor, torch.Tensor, np.ndarray]:
+    """Random float64 references and estimates (nsrc, nsampl, nchan), and every signal as a row, (2 * m, nsampl):
+    references then estimates, source-major then channel (the order of ``unmix.evaluate._frames``)."""
+    rng = np.random.default_rng(seed)
+    ref = torch.from_numpy(rng.standard_normal((nsrc, nsampl, nchan)))
+    est = torch.from_numpy(rng.standard_normal((nsrc, nsampl, nchan)))
+    return ref, est, torch.cat([ref, est]).permute(0, 2, 1).reshape(2 * nsrc * nchan, -1).numpy()
+
+
 @pytest.mark.parametrize("numpy_on_cpu", [True, False])
 def test_cross_spectra_lags_and_energies_match_direct_sums(monkeypatch: pytest.MonkeyPatch, numpy_on_cpu: bool) -> None:
     # every lag of every pair (the lower reference-reference triangle is read from the mirrored transforms), and the
@@ -127,18 +136,15 @@ def test_cross_spectra_lags_and_energies_match_direct_sums(monkeypatch: pytest.M
     import unmix.evaluate._frames as frames
 
     monkeypatch.setattr(frames, "NUMPY_ON_CPU", numpy_on_cpu)
-    rng = np.random.default_rng(11)
     nsrc, nchan, size, L = 2, 2, 300, 16
     m = nsrc * nchan
-    ref = torch.from_numpy(rng.standard_normal((nsrc, 3 * size, nchan)))
-    est = torch.from_numpy(rng.standard_normal((nsrc, 3 * size, nchan)))
+    ref, est, signals = _random_signals(11, nsrc, nchan, 3 * size)
     n_fft = frames.fast_len(size + L - 1)
     pairs = torch.arange(nsrc).expand(2, -1)
     spec, silent, energy = frames.spectra(ref, est, [0, size, 2 * size], [size] * 3, n_fft, torch.device("cpu"), pairs)
     assert spec.shape == (n_fft // 2 + 1, 3, 2, m)
     assert not silent.any()
     corr = frames.lags(frames.cross_spectra(spec), n_fft, L).numpy()  # (m, 2m, L)
-    signals = torch.cat([ref, est]).permute(0, 2, 1).reshape(2 * m, -1).numpy()
     windows = signals.reshape(2 * m, 3, size)
     expected = np.zeros((m, 2 * m, L))
     for d in range(L):
@@ -156,14 +162,11 @@ def test_boundary_correlations_match_direct_sums(monkeypatch: pytest.MonkeyPatch
     import unmix.evaluate._frames as frames
 
     monkeypatch.setattr(frames, "NUMPY_ON_CPU", numpy_on_cpu)
-    rng = np.random.default_rng(12)
     nsrc, nchan, nsampl, L = 2, 2, 1000, 16
     m = nsrc * nchan
-    ref = torch.from_numpy(rng.standard_normal((nsrc, nsampl, nchan)))
-    est = torch.from_numpy(rng.standard_normal((nsrc, nsampl, nchan)))
+    ref, est, signals = _random_signals(12, nsrc, nchan, nsampl)
     bounds = [300, 600, nsampl - 5]
     got = frames.boundary_correlations(ref, est, bounds, L, torch.device("cpu")).numpy()
-    signals = torch.cat([ref, est]).permute(0, 2, 1).reshape(2 * m, -1).numpy()
     expected = np.zeros((m, 2 * m, L))
     for b in bounds:
         for d in range(1, L):
