@@ -10,6 +10,7 @@ import pytest
 import soundfile as sf
 import torch
 
+from unmix.evaluate import _native
 from unmix.models.openunmix import OpenUnmix
 
 TRACKS = ("Alpha - First Song", "Beta - Second Song")
@@ -48,3 +49,12 @@ def model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
         json.dumps({"sample_rate": MODEL_RATE, "nfft": 512, "nhop": 128, "nb_channels": 2})
     )
     return folder
+
+
+@pytest.fixture(params=["kernels-if-built", "numpy"])
+def bsseval_code(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Runs a test twice: with BSSEval's compiled kernels where they are built (as users get it), and with its numpy
+    code alone (as where no compiler was available at install)."""
+    if request.param == "numpy":
+        monkeypatch.setattr(_native, "ENABLED", False)
+    return request.param

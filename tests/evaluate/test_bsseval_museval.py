@@ -75,7 +75,7 @@ CASES = {
 
 
 @pytest.mark.parametrize("name", list(CASES))
-def test_matches_museval(name: str) -> None:
+def test_matches_museval(name: str, bsseval_code: str) -> None:
     shape, kwargs = CASES[name]
     ref, est = _signals(*shape, seed=len(name))
     if kwargs.get("compute_permutation"):

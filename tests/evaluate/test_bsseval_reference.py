@@ -54,7 +54,7 @@ def test_reference_has_a_silent_window(vectors: dict) -> None:
     assert np.isnan(vectors["SDR"]).any() and np.isfinite(vectors["SDR"]).any()
 
 
-def test_matches_museval_within_tolerance(vectors: dict) -> None:
+def test_matches_museval_within_tolerance(vectors: dict, bsseval_code: str) -> None:
     out = _run(vectors)
     assert len(out) == 4 and all(isinstance(x, np.ndarray) and x.dtype == np.float64 for x in out)
     _assert_matches(out, vectors)

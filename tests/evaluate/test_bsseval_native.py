@@ -1,0 +1,125 @@
+"""The compiled BSSEval kernels (``unmix/evaluate/_kernels.c``) against the numpy code they replace.
+
+They are built by ``pip install`` where a C compiler exists; CI sets ``UNMIX_REQUIRE_NATIVE=1``, so that there these
+tests fail instead of being skipped if the build did not happen.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+import torch
+
+from unmix.evaluate import _frames as frames
+from unmix.evaluate import _native, bss_eval
+from unmix.evaluate._projection import window_energies
+
+requires_native = pytest.mark.skipif(
+    not _native.available() and os.environ.get("UNMIX_REQUIRE_NATIVE") != "1",
+    reason="compiled kernels not built (pip install -e . with a C compiler)",
+)
+
+
+def _spectra(nbins: int, nwin: int, m: int, seed: int = 0) -> torch.Tensor:
+    rng = np.random.default_rng(seed)
+    spec = rng.standard_normal((nbins, nwin, 2, m)) + 1j * rng.standard_normal((nbins, nwin, 2, m))
+    spec[:, :, 1] += 0.5 * spec[:, :, 0]  # estimates correlated with the references, as in real use
+    return torch.from_numpy(spec)
+
+
+def _projections(nbins: int, nsrc: int, seed: int = 1) -> torch.Tensor:
+    """(1, 2, m, m, nbins): random projection on all references, block-diagonal one on the own source (stereo)."""
+    m, rng = 2 * nsrc, np.random.default_rng(seed)
+    proj = rng.standard_normal((1, 2, m, m, nbins)) + 1j * rng.standard_normal((1, 2, m, m, nbins))
+    own = np.kron(np.eye(nsrc), np.ones((2, 2)))[..., None]  # ones on the 2 x 2 diagonal blocks
+    proj[0, 1] *= own
+    return torch.from_numpy(proj)
+
+
+def test_kernels_are_built_where_required() -> None:
+    if os.environ.get("UNMIX_REQUIRE_NATIVE") == "1":
+        assert _native.available(), "UNMIX_REQUIRE_NATIVE=1 but unmix.evaluate._kernels is not built or not loadable"
+    else:  # the switch works either way
+        assert _native.available() == (_native.ENABLED and _native._load() is not None)
+
+
+@requires_native
+@pytest.mark.parametrize("m", [2, 4, 6, 8, 16])
+def test_cross_spectra_equal_the_numpy_code(monkeypatch: pytest.MonkeyPatch, m: int) -> None:
+    spec = _spectra(37, 5, m, seed=m)  # 37 bins: more than two tiles, the last one partial
+    ours = frames.cross_spectra(spec)
+    monkeypatch.setattr(_native, "ENABLED", False)
+    theirs = frames.cross_spectra(spec)
+    assert ours.shape == theirs.shape == (m, 2 * m, 37)
+    assert torch.allclose(ours, theirs, rtol=1e-13, atol=1e-13 * theirs.abs().max().item())
+
+
+@requires_native
+def test_cross_spectra_kernel_declines_what_it_does_not_handle() -> None:
+    for m in (3, 18):  # odd, more than MAX_SIGNALS
+        spec = _spectra(9, 2, m).numpy()
+        assert not _native.cross_spectra(spec, np.empty((m, 2 * m, 9), complex))
+    spec = _spectra(9, 2, 4).numpy()
+    out = np.empty((4, 8, 9), complex)
+    assert not _native.cross_spectra(spec[:, :, :, ::-1], out)  # not contiguous
+    assert not _native.cross_spectra(spec, np.empty((4, 8, 10), complex))  # wrong output shape
+    assert _native.cross_spectra(spec, out)
+
+
+@requires_native
+@pytest.mark.parametrize("nsrc", [1, 2, 3, 4, 5, 8])
+@pytest.mark.parametrize("sources", [False, True])
+def test_window_energies_equal_the_numpy_code(monkeypatch: pytest.MonkeyPatch, nsrc: int, sources: bool) -> None:
+    spec, proj = _spectra(41, 6, 2 * nsrc, seed=nsrc), _projections(41, nsrc)
+    for windows in (None, torch.tensor([0, 3, 4])):
+        ours = window_energies(spec, proj, 2, False, sources, windows)
+        with monkeypatch.context() as patch:
+            patch.setattr(_native, "ENABLED", False)
+            theirs = window_energies(spec, proj, 2, False, sources, windows)
+        assert ours.shape == theirs.shape == (5, 6 if windows is None else 3, nsrc)
+        assert torch.allclose(ours, theirs, rtol=1e-12, atol=0)
+
+
+@requires_native
+def test_window_energies_kernel_reads_only_the_diagonal_blocks_of_the_own_projection() -> None:
+    spec, proj = _spectra(20, 3, 6), _projections(20, 3)
+    before = window_energies(spec, proj, 2, False, False)
+    noisy = proj.clone()
+    noisy[0, 1] += 1e3 * (1 - torch.from_numpy(np.kron(np.eye(3), np.ones((2, 2))))[..., None])  # off-block garbage
+    assert torch.equal(window_energies(spec, noisy, 2, False, False), before)
+
+
+@requires_native
+def test_window_energies_kernel_declines_what_it_does_not_handle() -> None:
+    spec, proj = _spectra(9, 2, 4), _projections(9, 2)
+    weights = frames.parseval_weights(16, torch.device("cpu")).numpy()
+    args = (spec.numpy(), proj[0, 0].numpy(), proj[0, 1].numpy(), weights)
+    assert _native.window_energies(*args, np.array([0, 1]), False) is not None
+    assert _native.window_energies(*args, np.array([0, 2]), False) is None  # window out of range
+    assert _native.window_energies(*args, np.array([0, 1], dtype=np.int32), False) is None
+    assert _native.window_energies(args[0], args[1], args[2], weights[:-1], np.array([0]), False) is None
+    odd = _spectra(9, 2, 3).numpy()
+    assert (
+        _native.window_energies(odd, args[1][:3, :3].copy(), args[2][:3, :3].copy(), weights, np.array([0]), False)
+        is None
+    )
+
+
+@requires_native
+@pytest.mark.parametrize("options", [{}, {"bsseval_sources_version": True}])
+def test_bss_eval_is_the_same_with_and_without_the_kernels(monkeypatch: pytest.MonkeyPatch, options: dict) -> None:
+    rng = np.random.default_rng(5)
+    ref = rng.standard_normal((4, 6000, 2)).cumsum(1) * 0.01 + 0.1 * rng.standard_normal((4, 6000, 2))
+    est = ref + 0.2 * np.roll(ref, 1, axis=0) + 0.05 * rng.standard_normal(ref.shape)
+    ref[1, 2000:3000] = 0  # a silent window: its scores are NaN, the other windows go through the kernels
+    kwargs = dict(window=1000, hop=1000, filters_len=64, **options)
+    ours = bss_eval(ref, est, **kwargs)
+    monkeypatch.setattr(_native, "ENABLED", False)
+    theirs = bss_eval(ref, est, **kwargs)
+    assert np.isfinite(theirs[0]).sum() > 10 and np.isnan(theirs[0]).any()
+    for a, b in zip(ours, theirs):  # ISR: NaN everywhere with bsseval_sources_version
+        assert np.array_equal(np.isnan(a), np.isnan(b))
+        finite = np.isfinite(b)
+        assert not finite.any() or np.abs(a[finite] - b[finite]).max() < 1e-9

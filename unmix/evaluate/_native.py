@@ -1,0 +1,137 @@
+"""Access to the optional compiled kernels of BSSEval (``unmix/evaluate/_kernels.c``), through ctypes.
+
+The extension is built by ``pip install`` where a C compiler is available (it is declared optional: without a compiler
+the install goes on without it). Where it is missing, or when :data:`ENABLED` is False, :func:`cross_spectra` and
+:func:`window_energies` return None and the callers use their numpy code, which computes the same quantities (the tests
+compare the two). ``UNMIX_NATIVE=0`` in the environment disables the kernels at import.
+
+The wrappers check what the C code relies on (dtype, C-contiguity, sizes) and return None for anything else.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import functools
+import importlib.util
+import logging
+import os
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+#: Use the compiled kernels when they are built (tests switch this off to check the numpy code).
+ENABLED = os.environ.get("UNMIX_NATIVE", "1") != "0"
+#: Most signals (``nb_sources * nb_channels``) the kernels handle (``MAX_SIGNALS`` in the C file).
+MAX_SIGNALS = 16
+
+
+@functools.cache
+def _load() -> ctypes.CDLL | None:
+    """The compiled library, or None where it was not built (looked up once)."""
+    spec = importlib.util.find_spec("unmix.evaluate._kernels")
+    if spec is None or spec.origin is None:
+        logger.debug("unmix.evaluate._kernels is not built: BSSEval uses its numpy code")
+        return None
+    try:
+        lib = ctypes.CDLL(spec.origin)
+    except OSError as exc:
+        logger.warning("could not load %s (%s): BSSEval uses its numpy code", spec.origin, exc)
+        return None
+    ptr, i64 = ctypes.c_void_p, ctypes.c_int64
+    lib.unmix_cross_spectra.argtypes = [ptr, i64, i64, i64, ptr]
+    lib.unmix_cross_spectra.restype = ctypes.c_int
+    lib.unmix_window_energies.argtypes = [ptr, ptr, ptr, ptr, ptr, i64, i64, i64, i64, ctypes.c_int, ptr]
+    lib.unmix_window_energies.restype = ctypes.c_int
+    return lib
+
+
+def _library() -> ctypes.CDLL | None:
+    """The compiled library if it is built, loadable and enabled."""
+    return _load() if ENABLED else None
+
+
+def available() -> bool:
+    """Whether the compiled kernels are built, loadable and enabled."""
+    return _library() is not None
+
+
+def _c_array(a: np.ndarray, dtype: type) -> bool:
+    return a.dtype == dtype and a.flags.c_contiguous and a.flags.aligned
+
+
+def _check(code: int, name: str) -> None:
+    if code == -2:
+        raise MemoryError(f"{name}: out of memory for its work buffers")
+    if code != 0:  # the wrappers rule these cases out
+        raise RuntimeError(f"{name} rejected its arguments (code {code})")
+
+
+def cross_spectra(spec: np.ndarray, out: np.ndarray) -> bool:
+    """The cross spectra of :func:`unmix.evaluate._frames.cross_spectra`, ``sum_w conj(S[f, w, p]) X[f, w, q]``.
+
+    Args:
+        spec: complex128 (nb_bins, nb_windows, 2, m) window spectra, C-contiguous.
+        out: complex128 (m, 2m, nb_bins), C-contiguous, written.
+
+    Returns:
+        True if the kernel ran; False (``out`` untouched) if it is unavailable or does not handle these arrays.
+    """
+    lib, (nbins, nwin, two, m) = _library(), spec.shape
+    if lib is None or not (two == 2 and 2 <= m <= MAX_SIGNALS and m % 2 == 0 and nbins and nwin):
+        return False
+    if not (_c_array(spec, np.complex128) and _c_array(out, np.complex128) and out.shape == (m, 2 * m, nbins)):
+        return False
+    _check(lib.unmix_cross_spectra(spec.ctypes.data, nbins, nwin, m, out.ctypes.data), "cross spectra")
+    return True
+
+
+def window_energies(
+    spec: np.ndarray,
+    proj_all: np.ndarray,
+    proj_own: np.ndarray,
+    weights: np.ndarray,
+    windows: np.ndarray,
+    sources: bool,
+) -> np.ndarray | None:
+    """The five energies of :func:`unmix.evaluate._projection.window_energies`, stereo signals, global filters,
+    every estimate against its own reference.
+
+    Args:
+        spec: complex128 (nb_bins, nb_windows, 2, m) window spectra, ``m = 2 nsrc``.
+        proj_all, proj_own: complex128 (m, m, nb_bins) projection matrices on all references and on the own source
+            (only the 2 x 2 diagonal blocks of ``proj_own`` are read).
+        weights: float64 (nb_bins,) Parseval weights.
+        windows: int64 (nb_selected,) windows to score.
+        sources: ``bsseval_sources_version``.
+
+    Returns:
+        (5, nb_selected, nsrc) float64, or None if the kernel is unavailable or does not handle these arrays.
+    """
+    lib, (nbins, nwin, two, m) = _library(), spec.shape
+    if lib is None or not (two == 2 and 2 <= m <= MAX_SIGNALS and m % 2 == 0 and nbins and len(windows)):
+        return None
+    arrays = ((spec, np.complex128), (proj_all, np.complex128), (proj_own, np.complex128), (weights, np.float64))
+    if not all(_c_array(a, dtype) for a, dtype in arrays) or not _c_array(windows, np.int64):
+        return None
+    if proj_all.shape != (m, m, nbins) or proj_own.shape != (m, m, nbins) or weights.shape != (nbins,):
+        return None
+    if windows.min() < 0 or windows.max() >= nwin:
+        return None
+    nsrc, scales = m // 2, np.sqrt(weights)  # the kernel scales the spectra so that squares come out weighted
+    out = np.empty((5, len(windows), nsrc))
+    code = lib.unmix_window_energies(
+        spec.ctypes.data,
+        proj_all.ctypes.data,
+        proj_own.ctypes.data,
+        scales.ctypes.data,
+        windows.ctypes.data,
+        len(windows),
+        nbins,
+        nwin,
+        nsrc,
+        int(bool(sources)),
+        out.ctypes.data,
+    )
+    _check(code, "window energies")
+    return out
