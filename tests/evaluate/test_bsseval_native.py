@@ -14,6 +14,7 @@ import torch
 
 from unmix.evaluate import _frames as frames
 from unmix.evaluate import _native, bss_eval
+from unmix.evaluate import _toeplitz as toeplitz
 from unmix.evaluate._projection import window_energies
 
 requires_native = pytest.mark.skipif(
@@ -123,3 +124,51 @@ def test_bss_eval_is_the_same_with_and_without_the_kernels(monkeypatch: pytest.M
         assert np.array_equal(np.isnan(a), np.isnan(b))
         finite = np.isfinite(b)
         assert not finite.any() or np.abs(a[finite] - b[finite]).max() < 1e-9
+
+
+def _gram_system(m: int, k: int, L: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(R, Y) of BSSEval's normal equations for m coloured, correlated signals and k estimates close to them."""
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((m, 3000)).cumsum(1) * 0.05 + rng.standard_normal((m, 3000))
+    x[1:] += 0.8 * x[:1]
+    e = np.concatenate([x, x])[:k] + 0.1 * rng.standard_normal((k, 3000))
+    sx, se = np.fft.rfft(x, n=8192), np.fft.rfft(e, n=8192)
+    R = np.fft.irfft(sx.conj()[:, None] * sx[None], n=8192)[..., :L].transpose(2, 0, 1).copy()
+    Y = np.fft.irfft(sx.conj()[:, None] * se[None], n=8192)[..., :L].transpose(2, 0, 1).copy()
+    return R, Y
+
+
+@requires_native
+@pytest.mark.parametrize(("m", "k"), [(1, 1), (2, 2), (3, 5), (4, 4), (8, 8), (16, 16)])
+def test_levinson_equals_the_numpy_recursion(monkeypatch: pytest.MonkeyPatch, m: int, k: int) -> None:
+    systems = [_gram_system(m, k, 40, seed) for seed in range(3)]
+    R, Y = np.stack([r for r, _ in systems]), np.stack([y for _, y in systems])
+    ours = toeplitz.block_levinson(R, Y)
+    monkeypatch.setattr(_native, "ENABLED", False)
+    theirs = toeplitz.block_levinson(R, Y)
+    assert ours.shape == theirs.shape == Y.shape and np.isfinite(ours).all()
+    for r, y, x in zip(R, Y, ours):  # both solve the system to rounding level
+        dense = toeplitz.dense_toeplitz(r)
+        residual = np.linalg.norm(dense @ x.reshape(-1, k) - y.reshape(-1, k))
+        assert residual <= toeplitz.RESIDUAL_TOLERANCE * np.linalg.norm(dense) * np.linalg.norm(x)
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-9 * np.abs(theirs).max())
+
+
+@requires_native
+def test_levinson_gives_nan_for_a_singular_system_only() -> None:
+    R, Y = _gram_system(2, 2, 16, seed=0)
+    singular = R.copy()
+    singular[:, 1, :] = singular[:, 0, :]  # second signal a copy of the first: singular prediction errors
+    singular[:, :, 1] = singular[:, :, 0]
+    out = _native.block_levinson(np.stack([R, singular]), np.stack([Y, Y]))
+    assert out is not None and np.isfinite(out[0]).all() and np.isnan(out[1]).all()
+
+
+@requires_native
+def test_levinson_kernel_declines_what_it_does_not_handle() -> None:
+    R, Y = _gram_system(2, 2, 8, seed=0)
+    assert _native.block_levinson(R[None], Y[None]) is not None
+    assert _native.block_levinson(R, Y) is None  # no batch dimension
+    assert _native.block_levinson(R[None, :, :1], Y[None]) is None  # blocks not square
+    big = np.zeros((1, 8, 17, 17))
+    assert _native.block_levinson(big, np.zeros((1, 8, 17, 1))) is None  # more than MAX_SIGNALS

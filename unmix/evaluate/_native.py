@@ -1,4 +1,4 @@
-"""Access to the optional compiled kernels of BSSEval (``unmix/evaluate/_kernels.c``), through ctypes.
+"""Access to the optional compiled kernels of BSSEval (``unmix/evaluate/_kernels.c``, ``_levinson.c``), through ctypes.
 
 The extension is built by ``pip install`` where a C compiler is available (it is declared optional: without a compiler
 the install goes on without it). Where it is missing, or when :data:`ENABLED` is False, :func:`cross_spectra` and
@@ -43,6 +43,8 @@ def _load() -> ctypes.CDLL | None:
     lib.unmix_cross_spectra.restype = ctypes.c_int
     lib.unmix_window_energies.argtypes = [ptr, ptr, ptr, ptr, ptr, i64, i64, i64, i64, ctypes.c_int, ptr]
     lib.unmix_window_energies.restype = ctypes.c_int
+    lib.unmix_block_levinson.argtypes = [ptr, ptr, i64, i64, i64, i64, ptr]
+    lib.unmix_block_levinson.restype = ctypes.c_int
     return lib
 
 
@@ -135,3 +137,27 @@ def window_energies(
     )
     _check(code, "window energies")
     return out
+
+
+def block_levinson(R: np.ndarray, Y: np.ndarray) -> np.ndarray | None:
+    """:func:`unmix.evaluate._toeplitz.block_levinson` in C: solve ``T X = Y`` for symmetric positive definite
+    block-Toeplitz ``T``, batched.
+
+    Args:
+        R: float64 (nb, L, m, m) blocks ``R(d)``, ``T[a, b] = R(a - b)``, ``R(-d) = R(d)^T``.
+        Y: float64 (nb, L, m, k) right-hand sides.
+
+    Returns:
+        (nb, L, m, k) solutions (NaN for a system whose recursion broke down), or None if the kernel is unavailable
+        or does not handle these arrays.
+    """
+    lib = _library()
+    if lib is None or R.ndim != 4 or Y.ndim != 4 or R.shape[:2] != Y.shape[:2] or R.shape[2:] != (R.shape[2],) * 2:
+        return None
+    nb, L, m, k = Y.shape
+    if not (1 <= m <= MAX_SIGNALS and 1 <= k <= MAX_SIGNALS and L >= 1 and R.shape[2] == m):
+        return None
+    R, Y = np.ascontiguousarray(R, dtype=np.float64), np.ascontiguousarray(Y, dtype=np.float64)
+    X = np.empty_like(Y)
+    _check(lib.unmix_block_levinson(R.ctypes.data, Y.ctypes.data, nb, L, m, k, X.ctypes.data), "block Levinson")
+    return X
