@@ -49,6 +49,9 @@ def _parse(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--tracks", nargs="+", type=Path, default=[], help="MUSDB18-HQ-layout track folders (stems)")
     parser.add_argument("--device", default="cpu", help="torch device for unmix (default cpu)")
     parser.add_argument("--unmix-only", action="store_true", help="time unmix alone (no museval)")
+    parser.add_argument(
+        "--no-kernels", action="store_true", help="unmix without its compiled kernels (numpy code, as without a compiler)"
+    )
     parser.add_argument("--max-minutes", type=float, default=15.0, help="no new round past this budget")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--json", type=Path, help="write every run and the summary here")
@@ -64,7 +67,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 import torch
 
-from unmix.evaluate import bss_eval
+from unmix.evaluate import _native, bss_eval
+
+if ARGS.no_kernels:
+    _native.ENABLED = False
 
 torch.set_num_threads(ARGS.threads)
 METRICS = ("SDR", "ISR", "SIR", "SAR")
@@ -157,6 +163,7 @@ def main() -> int:
             "numpy": np.__version__,
             "cpu": platform.processor() or platform.machine(),
             "cpus": os.cpu_count(),
+            "compiled_kernels": _native.available(),
         },
         "kinds": {},
     }
@@ -204,8 +211,8 @@ def _markdown(report: dict) -> str:
     lines = [
         (
             f"{a.seconds:g} s, {a.sources} sources, {a.channels} channels, {a.rate} Hz; window = hop = 1 s, "
-            f"filters_len 512, global filters (v4); {a.threads} thread(s); unmix on {a.device}; "
-            "median of the interleaved rounds."
+            f"filters_len 512, global filters (v4); {a.threads} thread(s); unmix on {a.device}, compiled kernels "
+            f"{'on' if report['machine']['compiled_kernels'] else 'off'}; median of the interleaved rounds."
         ),
         "",
         (

@@ -172,3 +172,66 @@ def test_levinson_kernel_declines_what_it_does_not_handle() -> None:
     assert _native.block_levinson(R[None, :, :1], Y[None]) is None  # blocks not square
     big = np.zeros((1, 8, 17, 17))
     assert _native.block_levinson(big, np.zeros((1, 8, 17, 1))) is None  # more than MAX_SIGNALS
+
+
+def _signals(nsrc: int, nsampl: int, nchan: int, dtype: type) -> tuple[torch.Tensor, torch.Tensor]:
+    rng = np.random.default_rng(nsrc * 10 + nchan)
+    ref = rng.standard_normal((nsrc, nsampl, nchan))
+    est = ref + 0.3 * rng.standard_normal(ref.shape)
+    ref[0, :2200] = 0  # silent reference windows, whatever the layout
+    est[-1, 3000:4100, 0] = -est[-1, 3000:4100, -1] if nchan > 1 else 0  # channels cancelling: silent too
+    if nchan == 1:
+        est[-1, 3000:4100] = 0
+    return torch.from_numpy(ref.astype(dtype)), torch.from_numpy(est.astype(dtype))
+
+
+@requires_native
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("nchan", [1, 2, 3])
+@pytest.mark.parametrize("windows", ["tiles", "overlapping", "irregular"])
+def test_window_spectra_silence_and_energies_equal_the_numpy_code(
+    monkeypatch: pytest.MonkeyPatch, dtype: type, nchan: int, windows: str
+) -> None:
+    ref, est = _signals(3, 5300, nchan, dtype)
+    starts, lengths = {
+        "tiles": (list(range(0, 5000, 1000)), [1000] * 5),
+        "overlapping": (list(range(0, 4600, 700)), [1000] * 7),
+        "irregular": ([0, 950, 2100, 3000, 5000], [900, 1000, 1000, 1100, 300]),
+    }[windows]
+    frames.BATCH_BYTES, batch_bytes = 3 * 2 * 3 * nchan * 1200 * 8, frames.BATCH_BYTES  # batches of 3 windows
+    try:
+        for pairs in (None, torch.arange(3).expand(2, -1), torch.cartesian_prod(torch.arange(3), torch.arange(3)).T):
+            ours = frames.spectra(ref, est, starts, lengths, 1200, torch.device("cpu"), pairs)
+            with monkeypatch.context() as patch:
+                patch.setattr(_native, "ENABLED", False)
+                theirs = frames.spectra(ref, est, starts, lengths, 1200, torch.device("cpu"), pairs)
+            assert torch.equal(ours[0], theirs[0])  # the same float64 rows go into the same FFTs
+            assert torch.equal(ours[1], theirs[1])
+            assert ours[2].shape == theirs[2].shape
+            assert torch.allclose(ours[2], theirs[2], rtol=1e-12, atol=0)
+    finally:
+        frames.BATCH_BYTES = batch_bytes
+    assert bool(ours[1].any()) and not bool(ours[1].all())  # both kinds of windows were tested
+
+
+@requires_native
+def test_fill_windows_kernel_declines_what_it_does_not_handle() -> None:
+    ref, est = _signals(2, 3000, 2, np.float32)
+    r, e = ref.numpy(), est.numpy()
+    pairs = np.array([[0, 1], [0, 1]], dtype=np.int64)
+
+    def run(r: np.ndarray, e: np.ndarray, starts: list[int], lengths: list[int], n_fft: int = 1100) -> bool:
+        out = np.empty((len(starts), 2, 2, 2, n_fft))
+        silent, squares, errors = np.empty(len(starts), bool), np.empty((len(starts), 2)), np.empty((len(starts), 2))
+        return _native.fill_windows(r, e, pairs, starts, lengths, out, silent, squares, errors)
+
+    assert run(r, e, [0, 1000], [1000, 1000])
+    assert not run(r, e.astype(np.float64), [0], [1000])  # mixed dtypes
+    assert not run(r.astype(np.float16), e.astype(np.float16), [0], [1000])
+    assert not run(r[:, ::2], e[:, ::2], [0], [1000])  # not contiguous
+    with pytest.raises(RuntimeError):  # a window past the end: the kernel checks, writes nothing
+        run(r, e, [2500], [1000])
+    half = bss_eval(ref.half(), est.half(), window=1000, hop=1000, filters_len=16)[0]  # the numpy code cuts these
+    single = bss_eval(ref.half().float(), est.half().float(), window=1000, hop=1000, filters_len=16)[0]
+    assert half.shape == (2, 3) and torch.isfinite(half).any()
+    assert torch.allclose(half, single, equal_nan=True)

@@ -189,6 +189,17 @@ def _silent(frames: Tensor) -> Tensor:
     return silent
 
 
+def _compiled_inputs(ref: Tensor, est: Tensor, pairs: Tensor | None) -> tuple[np.ndarray, ...] | None:
+    """``(ref, est, pairs)`` as the arrays of :func:`unmix.evaluate._native.fill_windows`, or None where the numpy
+    code is to cut the windows (kernels unavailable, not on the CPU, other dtypes)."""
+    if not (_native.available() and on_numpy(ref) and on_numpy(est)):
+        return None
+    if ref.dtype not in (torch.float32, torch.float64) or est.dtype != ref.dtype:
+        return None
+    pair = torch.zeros(2, 0, dtype=torch.int64) if pairs is None else pairs.to(torch.int64)
+    return ref.contiguous().numpy(), est.contiguous().numpy(), pair.contiguous().numpy()
+
+
 def spectra(
     ref: Tensor,
     est: Tensor,
@@ -215,19 +226,32 @@ def spectra(
     energy = torch.empty(2, nwin, npairs, dtype=torch.float64, device=device)
     per_batch = min(nwin, max(1, BATCH_BYTES // (2 * m * n_fft * 8)))
     buf = empty((per_batch * 2 * m * n_fft,), torch.float64, device)
-    diff_buf = empty((per_batch, npairs, nchan * n_fft), torch.float64, device)
+    compiled = _compiled_inputs(ref, est, pairs)
+    diff_buf = None
     for w0 in range(0, nwin, per_batch):
         w1 = min(w0 + per_batch, nwin)
-        batch = fill(ref, est, starts[w0:w1], lengths[w0:w1], n_fft, device, buf)
-        frames = batch.view(w1 - w0, 2 * nsrc, nchan, n_fft)
-        silent[w0:w1] = _silent(frames)
-        if npairs:
-            signals = batch.view(w1 - w0, 2, nsrc, nchan * n_fft)
-            s, e = signals[:, 0], signals[:, 1]
-            if not own:
-                s, e = s[:, pairs[0]], e[:, pairs[1]]  # type: ignore[index]
-            energy[0, w0:w1] = _sum_squares(s)
-            energy[1, w0:w1] = _sum_squares(torch.sub(e, s, out=diff_buf[: w1 - w0]))
+        batch = buf[: (w1 - w0) * 2 * m * n_fft].view(w1 - w0, 2 * m, n_fft)
+        if compiled is None or not _native.fill_windows(
+            *compiled,
+            starts[w0:w1],
+            lengths[w0:w1],
+            batch.numpy().reshape(w1 - w0, 2, nsrc, nchan, n_fft),
+            silent[w0:w1].numpy(),
+            energy[0, w0:w1].numpy(),
+            energy[1, w0:w1].numpy(),
+        ):
+            if diff_buf is None:
+                diff_buf = empty((per_batch, npairs, nchan * n_fft), torch.float64, device)
+            batch = fill(ref, est, starts[w0:w1], lengths[w0:w1], n_fft, device, buf)
+            frames = batch.view(w1 - w0, 2 * nsrc, nchan, n_fft)
+            silent[w0:w1] = _silent(frames)
+            if npairs:
+                signals = batch.view(w1 - w0, 2, nsrc, nchan * n_fft)
+                s, e = signals[:, 0], signals[:, 1]
+                if not own:
+                    s, e = s[:, pairs[0]], e[:, pairs[1]]  # type: ignore[index]
+                energy[0, w0:w1] = _sum_squares(s)
+                energy[1, w0:w1] = _sum_squares(torch.sub(e, s, out=diff_buf[: w1 - w0]))
         rfft_into(batch.view(w1 - w0, 2, m, n_fft), spec[:, w0:w1].permute(1, 2, 3, 0))
     return spec, silent, energy
 

@@ -197,7 +197,10 @@ CLONES int unmix_window_energies(const double *spec, const double *gp, const dou
 /* The functions above are reached through ctypes; the module exists so that the build and the import machinery
  * treat this file as an ordinary extension (ABI-tagged name, found next to the package). */
 static struct PyModuleDef kernels_module = {
-    PyModuleDef_HEAD_INIT, "_kernels", "Compiled BSSEval kernels of unmix.evaluate (reached through ctypes).", -1, NULL,
+    .m_base = PyModuleDef_HEAD_INIT,
+    .m_name = "_kernels",
+    .m_doc = "Compiled BSSEval kernels of unmix.evaluate (reached through ctypes).",
+    .m_size = -1,
 };
 
 PyMODINIT_FUNC PyInit__kernels(void) { return PyModule_Create(&kernels_module); }

@@ -1,4 +1,5 @@
-"""Access to the optional compiled kernels of BSSEval (``unmix/evaluate/_kernels.c``, ``_levinson.c``), through ctypes.
+"""Access to the optional compiled kernels of BSSEval (``unmix/evaluate/_kernels.c``, ``_levinson.c``,
+``_windows.c``), through ctypes.
 
 The extension is built by ``pip install`` where a C compiler is available (it is declared optional: without a compiler
 the install goes on without it). Where it is missing, or when :data:`ENABLED` is False, :func:`cross_spectra` and
@@ -45,6 +46,25 @@ def _load() -> ctypes.CDLL | None:
     lib.unmix_window_energies.restype = ctypes.c_int
     lib.unmix_block_levinson.argtypes = [ptr, ptr, i64, i64, i64, i64, ptr]
     lib.unmix_block_levinson.restype = ctypes.c_int
+    lib.unmix_fill_windows.argtypes = [
+        ptr,
+        ptr,
+        ctypes.c_int,
+        i64,
+        i64,
+        i64,
+        ptr,
+        ptr,
+        i64,
+        i64,
+        ptr,
+        i64,
+        ptr,
+        ptr,
+        ptr,
+        ptr,
+    ]
+    lib.unmix_fill_windows.restype = ctypes.c_int
     return lib
 
 
@@ -161,3 +181,64 @@ def block_levinson(R: np.ndarray, Y: np.ndarray) -> np.ndarray | None:
     X = np.empty_like(Y)
     _check(lib.unmix_block_levinson(R.ctypes.data, Y.ctypes.data, nb, L, m, k, X.ctypes.data), "block Levinson")
     return X
+
+
+def fill_windows(
+    ref: np.ndarray,
+    est: np.ndarray,
+    pairs: np.ndarray,
+    starts: list[int],
+    lengths: list[int],
+    out: np.ndarray,
+    silent: np.ndarray,
+    squares: np.ndarray,
+    errors: np.ndarray,
+) -> bool:
+    """:func:`unmix.evaluate._frames.fill`, the silence test and the time-domain energies of
+    :func:`unmix.evaluate._frames.spectra`, for one batch of windows, in one pass.
+
+    Args:
+        ref, est: (nsrc, nsampl, nchan) float32 or float64 signals, the same dtype, C-contiguous.
+        pairs: int64 (2, nb_pairs): reference and estimate source of each energy pair.
+        starts, lengths: the windows (sample ranges inside the signals).
+        out: float64 (nb_windows, 2, nsrc, nchan, n_fft), C-contiguous: the zero-padded windows, written.
+        silent: bool (nb_windows,), written.
+        squares, errors: float64 (nb_windows, nb_pairs), C-contiguous: ``|s|^2`` and ``|e - s|^2``, written.
+
+    Returns:
+        True if the kernel ran; False (nothing written) if it is unavailable or does not handle these arrays.
+    """
+    lib = _library()
+    if lib is None or ref.dtype not in (np.float32, np.float64) or est.dtype != ref.dtype or ref.shape != est.shape:
+        return False
+    if ref.ndim != 3 or not (ref.flags.c_contiguous and est.flags.c_contiguous):
+        return False
+    nsrc, nsampl, nchan = ref.shape
+    nb, npairs = len(starts), pairs.shape[1]
+    if not (_c_array(out, np.float64) and out.ndim == 5 and out.shape[:4] == (nb, 2, nsrc, nchan)):
+        return False
+    if not (_c_array(silent, np.bool_) and silent.shape == (nb,) and _c_array(pairs, np.int64) and pairs.shape[0] == 2):
+        return False
+    if not all(_c_array(a, np.float64) and a.shape == (nb, npairs) for a in (squares, errors)):
+        return False
+    windows = np.array([starts, lengths], dtype=np.int64).reshape(2, nb)
+    code = lib.unmix_fill_windows(
+        ref.ctypes.data,
+        est.ctypes.data,
+        int(ref.dtype == np.float32),
+        nsrc,
+        nsampl,
+        nchan,
+        windows[0].ctypes.data,
+        windows[1].ctypes.data,
+        nb,
+        out.shape[4],
+        pairs.ctypes.data,
+        npairs,
+        out.ctypes.data,
+        silent.ctypes.data,
+        squares.ctypes.data,
+        errors.ctypes.data,
+    )
+    _check(code, "window filling")
+    return True
