@@ -133,8 +133,8 @@ def _safe_db(num: Tensor, den: Tensor) -> Tensor:
 
 
 def _scores(energies: Tensor, time_energies: Tensor, sources: bool) -> Tensor:
-    """(4, nb_windows, nb_pairs) SDR, ISR, SIR, SAR from the energies of :func:`unmix.evaluate._projection.window_energies` and
-    :func:`unmix.evaluate._frames.spectra`."""
+    """(4, nb_windows, nb_pairs) SDR, ISR, SIR, SAR from the energies of
+    :func:`unmix.evaluate._projection.window_energies` and :func:`unmix.evaluate._frames.spectra`."""
     e_pj, e_p, e_sir, e_sar, e_last = energies
     e_s, e_diff = time_energies
     if sources:
