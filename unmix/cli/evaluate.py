@@ -7,35 +7,17 @@ over frames per track and target) and ``EVALDIR/scores.csv`` (median over tracks
 from __future__ import annotations
 
 import argparse
-import json
 import logging
 import os
 import sys
 from pathlib import Path
 
-from unmix.cli._types import non_negative_int, positive_float
+from unmix.cli._types import non_negative_int, positive_float, positive_int, target_groups
 from unmix.utils.logging import LOGGER_NAME, enable_logging
 
 logger = logging.getLogger(__name__)
 
 HELP = "separate a MUSDB18 dataset and score it with BSSEval v4 (museval-compatible numbers and files)"
-
-
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text!r}")
-    return value
-
-
-def _aggregate(text: str) -> dict[str, list[str]]:
-    try:
-        value = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise argparse.ArgumentTypeError(f"--aggregate is not valid JSON ({err}): {text!r}") from err
-    if not isinstance(value, dict) or not all(isinstance(v, list) and v for v in value.values()):
-        raise argparse.ArgumentTypeError('--aggregate must map names to lists of targets, e.g. {"vocals": ["vocals"]}')
-    return {str(k): [str(t) for t in v] for k, v in value.items()}
 
 
 def build_parser(parser: argparse.ArgumentParser) -> None:
@@ -82,7 +64,7 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
     )
     model.add_argument(
         "--aggregate",
-        type=_aggregate,
+        type=target_groups,
         metavar="JSON",
         help='score sums of targets, e.g. \'{"vocals": ["vocals"], "accompaniment": ["drums", "bass", "other"]}\'',
     )
@@ -112,7 +94,7 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
     out.add_argument("--win", type=positive_float, default=1.0, help="BSSEval window in seconds (default 1)")
     out.add_argument("--hop", type=positive_float, default=1.0, help="BSSEval hop in seconds (default 1)")
     out.add_argument("--device", default=None, help="torch device (default: cuda if available, else cpu)")
-    out.add_argument("--cores", type=_positive_int, default=1, help="worker processes over tracks (default 1)")
+    out.add_argument("--cores", type=positive_int, default=1, help="worker processes over tracks (default 1)")
     out.add_argument("--no-progress", action="store_true", help="no progress bar")
     out.add_argument("-v", "--verbose", action="count", default=0, help="more messages")
 

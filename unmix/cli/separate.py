@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures
-import json
 import logging
 import math
 import os
@@ -28,6 +27,7 @@ from torch import nn
 from unmix.audio import AudioAdapter, Codec, ffmpeg_available, get_default_audio_adapter
 from unmix.audio.adapter import SOUNDFILE_SUFFIXES
 from unmix.chunking import chunk_grid
+from unmix.cli._types import target_groups
 from unmix.errors import AudioIOError, ModelNotFoundError, UnmixError
 from unmix.files import (
     aggregate_sources,
@@ -81,25 +81,6 @@ def _codec(text: str) -> str:
     return value
 
 
-def _aggregate(text: str) -> dict[str, list[str]]:
-    try:
-        raw = json.loads(text)
-    except json.JSONDecodeError as err:
-        raise argparse.ArgumentTypeError(
-            f"not valid JSON ({err}); example: '{{\"vocals\": [\"vocals\"], \"accompaniment\": [\"drums\", \"bass\", "
-            "\"other\"]}'"
-        ) from None
-    if not isinstance(raw, dict) or not raw:
-        raise argparse.ArgumentTypeError("expected a JSON object {\"output name\": [\"target\", ...]}")
-    groups = {}
-    for key, members in raw.items():
-        members = [members] if isinstance(members, str) else members
-        if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
-            raise argparse.ArgumentTypeError(f"group {key!r} must be a list of target names, got {members!r}")
-        groups[str(key)] = members
-    return groups
-
-
 def _filename_format(text: str) -> str:
     try:
         check_filename_format(text)
@@ -127,7 +108,7 @@ def build_parser(parser: argparse.ArgumentParser) -> None:
                        help="ratio-mask exponent (default 1.0)")
     model.add_argument("--wiener-win-len", type=_number(int, 0), default=300, metavar="FRAMES",
                        help="frames per Wiener block; 0 filters the whole track at once (default 300)")
-    model.add_argument("--aggregate", type=_aggregate, metavar="JSON",
+    model.add_argument("--aggregate", type=target_groups, metavar="JSON",
                        help='write sums of targets instead, e.g. \'{"vocals": ["vocals"], "accompaniment": '
                        '["drums", "bass", "other"]}\'')
     model.add_argument("--mwf", action="store_true", help="Spleeter models: multichannel Wiener filter")
