@@ -9,6 +9,7 @@ import torch
 from unmix.errors import UnmixError
 from unmix.evaluate import EvaluationError, bss_eval
 from unmix.evaluate import _toeplitz as toeplitz
+from unmix.evaluate import bsseval
 
 RATE = 8000
 
@@ -140,3 +141,24 @@ def test_toeplitz_solvers_agree_with_a_dense_solve(colour: float) -> None:
     if colour == 0.0:  # well conditioned: conjugate gradients alone converge
         cg = toeplitz.conjugate_gradient(R[None], Y[None])[0].numpy()
         assert np.abs(cg - expected).max() < 1e-8 * scale
+
+
+@pytest.mark.parametrize("options", [{}, {"framewise_filters": True}, {"hop": 800}, {"compute_permutation": True}])
+def test_groups_of_windows_give_the_scores_of_one_group(
+    monkeypatch: pytest.MonkeyPatch, bsseval_code: str, options: dict
+) -> None:
+    """Long signals are processed a group of windows at a time (their spectra share one buffer): same numbers."""
+    rng = np.random.default_rng(9)
+    ref = rng.standard_normal((3, 9500, 2)).cumsum(1) * 0.02 + 0.1 * rng.standard_normal((3, 9500, 2))
+    est = ref + 0.3 * np.roll(ref, 1, axis=0) + 0.1 * rng.standard_normal(ref.shape)
+    ref[2, 4000:5000] = 0  # a silent window inside a later group
+    kwargs = {"window": 1000, "hop": 1000, "filters_len": 64, **options}
+    whole = bss_eval(ref, est, **kwargs)
+    n_fft = 1080  # fast_len(1000 + 64 - 1): two windows' spectra per group
+    monkeypatch.setattr(bsseval, "GROUP_BYTES", 2 * 2 * 6 * (n_fft // 2 + 1) * 16)
+    assert len(bsseval._groups(9, 2 * 6 * (n_fft // 2 + 1) * 16)) == 5
+    grouped = bss_eval(ref, est, **kwargs)
+    for a, b in zip(grouped, whole):
+        assert np.array_equal(np.isnan(a), np.isnan(b))
+        finite = np.isfinite(b)
+        assert finite.any() and np.allclose(a[finite], b[finite], rtol=0, atol=1e-9)

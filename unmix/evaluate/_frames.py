@@ -208,8 +208,12 @@ def spectra(
     n_fft: int,
     device: torch.device,
     pairs: Tensor | None = None,
+    buffer: Tensor | None = None,
 ) -> Frames:
     """Spectra of the windows, which windows are silent, and the time-domain energies of the windows.
+
+    ``buffer``: optional flat complex128 tensor, at least as large as the spectra, that holds them (a long signal's
+    groups of windows reuse one buffer instead of fresh memory, whose page faults cost about as much as the FFTs).
 
     Returns:
         ``spec`` (nb_bins, nb_windows, 2, m): ``rfft(window, n_fft)`` of the references then the estimates
@@ -219,7 +223,11 @@ def spectra(
     """
     nsrc, _, nchan = ref.shape
     m, nwin = nsrc * nchan, len(starts)
-    spec = empty((n_fft // 2 + 1, nwin, 2, m), torch.complex128, device)
+    shape = (n_fft // 2 + 1, nwin, 2, m)
+    if buffer is not None and buffer.numel() >= math.prod(shape):
+        spec = buffer[: math.prod(shape)].view(shape)
+    else:
+        spec = empty(shape, torch.complex128, device)
     silent = torch.empty(nwin, dtype=torch.bool, device=device)
     npairs = 0 if pairs is None else pairs.shape[1]
     own = npairs == nsrc and bool((pairs[0] == pairs[1]).all())  # type: ignore[index]

@@ -228,9 +228,12 @@ def bss_eval(
         size = max(lengths)
         n_fft = frames.fast_len(size + L - 1)
         groups = _groups(len(starts), 2 * m * (n_fft // 2 + 1) * 16)
+        # several groups: one buffer holds the spectra of each in turn (fresh memory per group costs page faults)
+        size_group = max(sel.stop - sel.start for sel in groups) * 2 * m * (n_fft // 2 + 1)
+        buffer = frames.empty((size_group,), torch.complex128, dev) if len(groups) > 1 else None
 
         def window_frames(sel: slice) -> Frames:
-            return frames.spectra(ref, est, starts[sel], lengths[sel], n_fft, dev, pairs)
+            return frames.spectra(ref, est, starts[sel], lengths[sel], n_fft, dev, pairs, buffer)
 
         def finish(data: Frames, proj: Tensor) -> Tensor:
             spec, silent, time_energies = data
