@@ -19,7 +19,7 @@ from unmix.evaluate._projection import window_energies
 
 requires_native = pytest.mark.skipif(
     not _native.available() and os.environ.get("UNMIX_REQUIRE_NATIVE") != "1",
-    reason="compiled kernels not built (pip install -e . with a C compiler)",
+    reason="compiled kernels not built (pip install -e . with a C compiler) or disabled (UNMIX_NATIVE=0)",
 )
 
 
