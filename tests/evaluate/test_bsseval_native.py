@@ -235,3 +235,13 @@ def test_fill_windows_kernel_declines_what_it_does_not_handle() -> None:
     single = bss_eval(ref.half().float(), est.half().float(), window=1000, hop=1000, filters_len=16)[0]
     assert half.shape == (2, 3) and torch.isfinite(half).any()
     assert torch.allclose(half, single, equal_nan=True)
+
+
+def test_non_contiguous_and_float32_inputs_give_the_same_scores() -> None:
+    ref, est = _signals(2, 4000, 2, np.float32)
+    strided_ref = ref.transpose(1, 2).contiguous().transpose(1, 2)  # same values, channel-major memory
+    assert not strided_ref.is_contiguous()
+    kwargs = dict(window=1000, hop=1000, filters_len=32)
+    for a, b in zip(bss_eval(strided_ref, est, **kwargs), bss_eval(ref, est, **kwargs)):
+        assert torch.equal(torch.isnan(a), torch.isnan(b))
+        assert torch.allclose(a, b, rtol=0, atol=1e-9, equal_nan=True)
