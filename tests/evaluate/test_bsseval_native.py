@@ -245,3 +245,22 @@ def test_non_contiguous_and_float32_inputs_give_the_same_scores() -> None:
     for a, b in zip(bss_eval(strided_ref, est, **kwargs), bss_eval(ref, est, **kwargs)):
         assert torch.equal(torch.isnan(a), torch.isnan(b))
         assert torch.allclose(a, b, rtol=0, atol=1e-9, equal_nan=True)
+
+
+@requires_native
+def test_a_library_of_another_version_is_not_used(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """An editable install whose library was built from other sources falls back to numpy instead of calling it."""
+    monkeypatch.setattr(_native, "ABI_VERSION", _native.ABI_VERSION + 1)
+    _native._load.cache_clear()
+    try:
+        with caplog.at_level("WARNING", logger="unmix.evaluate._native"):
+            assert _native._load() is None and not _native.available()
+        assert "out of date" in caplog.text
+        spec = _spectra(9, 2, 4)
+        assert frames.cross_spectra(spec).shape == (4, 8, 9)  # the numpy code
+    finally:
+        monkeypatch.undo()
+        _native._load.cache_clear()
+    assert _native.available()

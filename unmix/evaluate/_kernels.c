@@ -23,6 +23,9 @@
 /* bins per tile: the strided (signal, signal, bin) layouts are read or written a tile of bins at a time */
 #define TILE 16
 
+/* the version of the entry points' signatures (checked by _native.py before any call) */
+int unmix_kernels_abi(void) { return UNMIX_KERNELS_ABI; }
+
 /* ------------------------------------------------------------------------------------------------ cross spectra */
 
 /* One bin: x holds nwin rows of 2m complex signals (references then estimates); out (m, 2m) complex receives

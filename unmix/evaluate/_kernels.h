@@ -4,6 +4,9 @@
 
 #include <stdint.h>
 
+/* version of the entry points' signatures: _native.py loads only a library of its own version (ABI_VERSION) */
+#define UNMIX_KERNELS_ABI 1
+
 /* most signals (nb_sources * nb_channels) handled */
 #define MAX_SIGNALS 16
 #define MAX_SOURCES (MAX_SIGNALS / 2)

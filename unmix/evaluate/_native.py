@@ -2,11 +2,11 @@
 ``_windows.c``), through ctypes.
 
 The extension is built by ``pip install`` where a C compiler is available (it is declared optional: without a compiler
-the install goes on without it). Where it is missing, or when :data:`ENABLED` is False, :func:`cross_spectra` and
-:func:`window_energies` return None and the callers use their numpy code, which computes the same quantities (the tests
-compare the two). ``UNMIX_NATIVE=0`` in the environment disables the kernels at import.
+the install goes on without it). Where it is missing or out of date, or when :data:`ENABLED` is False, the wrappers
+below decline (return False or None) and the callers use their numpy code, which computes the same quantities (the
+tests compare the two). ``UNMIX_NATIVE=0`` in the environment disables the kernels at import.
 
-The wrappers check what the C code relies on (dtype, C-contiguity, sizes) and return None for anything else.
+The wrappers check what the C code relies on (dtype, C-contiguity, sizes) and decline anything else.
 """
 
 from __future__ import annotations
@@ -25,6 +25,18 @@ logger = logging.getLogger(__name__)
 ENABLED = os.environ.get("UNMIX_NATIVE", "1") != "0"
 #: Most signals (``nb_sources * nb_channels``) the kernels handle (``MAX_SIGNALS`` in the C file).
 MAX_SIGNALS = 16
+#: Version of the C entry points' signatures (``UNMIX_KERNELS_ABI`` in ``_kernels.h``); a library of another version,
+#: built from older or newer sources, is not used.
+ABI_VERSION = 1
+
+_P, _I, _C = ctypes.c_void_p, ctypes.c_int64, ctypes.c_int
+#: Argument types of the C entry points (all return an int status).
+_SIGNATURES = {
+    "unmix_cross_spectra": [_P, _I, _I, _I, _P],
+    "unmix_window_energies": [_P, _P, _P, _P, _P, _I, _I, _I, _I, _C, _P],
+    "unmix_block_levinson": [_P, _P, _I, _I, _I, _I, _P],
+    "unmix_fill_windows": [_P, _P, _C, _I, _I, _I, _P, _P, _I, _I, _P, _I, _P, _P, _P, _P],
+}
 
 
 @functools.cache
@@ -39,32 +51,18 @@ def _load() -> ctypes.CDLL | None:
     except OSError as exc:
         logger.warning("could not load %s (%s): BSSEval uses its numpy code", spec.origin, exc)
         return None
-    ptr, i64 = ctypes.c_void_p, ctypes.c_int64
-    lib.unmix_cross_spectra.argtypes = [ptr, i64, i64, i64, ptr]
-    lib.unmix_cross_spectra.restype = ctypes.c_int
-    lib.unmix_window_energies.argtypes = [ptr, ptr, ptr, ptr, ptr, i64, i64, i64, i64, ctypes.c_int, ptr]
-    lib.unmix_window_energies.restype = ctypes.c_int
-    lib.unmix_block_levinson.argtypes = [ptr, ptr, i64, i64, i64, i64, ptr]
-    lib.unmix_block_levinson.restype = ctypes.c_int
-    lib.unmix_fill_windows.argtypes = [
-        ptr,
-        ptr,
-        ctypes.c_int,
-        i64,
-        i64,
-        i64,
-        ptr,
-        ptr,
-        i64,
-        i64,
-        ptr,
-        i64,
-        ptr,
-        ptr,
-        ptr,
-        ptr,
-    ]
-    lib.unmix_fill_windows.restype = ctypes.c_int
+    try:
+        lib.unmix_kernels_abi.restype = ctypes.c_int
+        if lib.unmix_kernels_abi() != ABI_VERSION:
+            raise AttributeError(f"its kernels are version {lib.unmix_kernels_abi()}, this code needs {ABI_VERSION}")
+        for name, argtypes in _SIGNATURES.items():
+            function = getattr(lib, name)
+            function.argtypes, function.restype = argtypes, ctypes.c_int
+    except AttributeError as exc:  # a library built from older sources (an editable install not rebuilt)
+        logger.warning(
+            "%s is out of date (%s): BSSEval uses its numpy code; rebuild with pip install", spec.origin, exc
+        )
+        return None
     return lib
 
 
