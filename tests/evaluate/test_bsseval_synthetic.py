@@ -7,9 +7,8 @@ import pytest
 import torch
 
 from unmix.errors import UnmixError
-from unmix.evaluate import EvaluationError, bss_eval
+from unmix.evaluate import EvaluationError, bss_eval, bsseval
 from unmix.evaluate import _toeplitz as toeplitz
-from unmix.evaluate import bsseval
 
 RATE = 8000
 
