@@ -273,7 +273,7 @@ def bss_eval(
                         cross = frames.cross_spectra(data[0])
                     else:
                         cross += frames.cross_spectra(data[0])
-                    if len(groups) == 1:
+                    if i == len(groups) - 1:  # still in memory for the second pass, which starts with it
                         kept[i] = data
                 covered = len(starts) * size
                 if covered < nsampl:
@@ -295,8 +295,8 @@ def bss_eval(
             if bounds and L > 1:
                 corr = corr + frames.boundary_correlations(ref, est, bounds, L, dev)
             proj = projections(corr[None])
-            for i, sel in enumerate(groups):
-                parts.append(finish(kept.pop(i) if i in kept else window_frames(sel), proj))
+            for i in reversed(range(len(groups))):  # the last group first: its spectra are still there
+                parts.insert(0, finish(kept.pop(i) if i in kept else window_frames(groups[i]), proj))
         result = torch.cat(parts, 1)  # (4, nb_windows, nb_pairs)
         result = result.reshape(4, len(starts), nsrc, -1).permute(0, 2, 3, 1)  # (4, j_ref, j_est or 1, windows)
     out, perm = _select(result.cpu().numpy(), nsrc, compute_permutation, framewise_filters)
