@@ -190,11 +190,9 @@ def _silent(frames: Tensor) -> Tensor:
 
 
 def _compiled_inputs(ref: Tensor, est: Tensor, pairs: Tensor | None) -> tuple[np.ndarray, ...] | None:
-    """``(ref, est, pairs)`` as the arrays of :func:`unmix.evaluate._native.fill_windows`, or None where the numpy
-    code is to cut the windows (kernels unavailable, not on the CPU, other dtypes)."""
+    """``(ref, est, pairs)`` as the arrays of :func:`unmix.evaluate._native.fill_windows` (which checks their dtypes),
+    or None where the numpy code is to cut the windows (kernels unavailable, not on the CPU)."""
     if not (_native.available() and on_numpy(ref) and on_numpy(est)):
-        return None
-    if ref.dtype not in (torch.float32, torch.float64) or est.dtype != ref.dtype:
         return None
     pair = torch.zeros(2, 0, dtype=torch.int64) if pairs is None else pairs.to(torch.int64)
     return ref.contiguous().numpy(), est.contiguous().numpy(), pair.contiguous().numpy()

@@ -228,9 +228,9 @@ def bss_eval(
         size = max(lengths)
         n_fft = frames.fast_len(size + L - 1)
         groups = _groups(len(starts), 2 * m * (n_fft // 2 + 1) * 16)
-        # several groups: one buffer holds the spectra of each in turn (fresh memory per group costs page faults)
-        size_group = max(sel.stop - sel.start for sel in groups) * 2 * m * (n_fft // 2 + 1)
-        buffer = frames.empty((size_group,), torch.complex128, dev) if len(groups) > 1 else None
+        buffer = None  # several groups: one buffer holds the spectra of each in turn (fresh memory costs page faults)
+        if len(groups) > 1:
+            buffer = frames.empty((groups[0].stop * 2 * m * (n_fft // 2 + 1),), torch.complex128, dev)
 
         def window_frames(sel: slice) -> Frames:
             return frames.spectra(ref, est, starts[sel], lengths[sel], n_fft, dev, pairs, buffer)
@@ -264,17 +264,15 @@ def bss_eval(
                 parts.append(finish(data, projections(corr)))
         else:
             tiled = size >= L and all(n == size for n in lengths) and starts == list(range(0, len(starts) * size, size))
-            kept: dict[int, Frames] = {}
+            last: Frames | None = None  # the last group's frames, still in memory for the second pass
             if tiled:  # the windows tile the signal: their spectra give the global correlations
                 tile, tile_n_fft, cross = size, n_fft, None
-                for i, sel in enumerate(groups):
-                    data = window_frames(sel)
+                for sel in groups:
+                    last = window_frames(sel)
                     if cross is None:
-                        cross = frames.cross_spectra(data[0])
+                        cross = frames.cross_spectra(last[0])
                     else:
-                        cross += frames.cross_spectra(data[0])
-                    if i == len(groups) - 1:  # still in memory for the second pass, which starts with it
-                        kept[i] = data
+                        cross += frames.cross_spectra(last[0])
                 covered = len(starts) * size
                 if covered < nsampl:
                     rest = frames.spectra(ref, est, [covered], [nsampl - covered], n_fft, dev)[0]
@@ -295,8 +293,8 @@ def bss_eval(
             if bounds and L > 1:
                 corr = corr + frames.boundary_correlations(ref, est, bounds, L, dev)
             proj = projections(corr[None])
-            for i in reversed(range(len(groups))):  # the last group first: its spectra are still there
-                parts.insert(0, finish(kept.pop(i) if i in kept else window_frames(groups[i]), proj))
+            for sel in reversed(groups):  # the last group first: its spectra may still be there
+                parts.insert(0, finish(last if sel is groups[-1] and last is not None else window_frames(sel), proj))
         result = torch.cat(parts, 1)  # (4, nb_windows, nb_pairs)
         result = result.reshape(4, len(starts), nsrc, -1).permute(0, 2, 3, 1)  # (4, j_ref, j_est or 1, windows)
     out, perm = _select(result.cpu().numpy(), nsrc, compute_permutation, framewise_filters)
